@@ -1,0 +1,45 @@
+"""ppl_models: classic probabilistic models in Pyro, each checked against its closed form.
+
+The public API is re-exported here lazily (PEP 562): ``import ppl_models`` costs nothing,
+and a submodule such as :mod:`ppl_models._arviz` (numpy + ArviZ only) imports without
+torch, which keeps the ArviZ-only test job light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> submodule that defines it
+_EXPORTS = {
+    "FitError": "inference",
+    "FitResult": "inference",
+    "data_plate": "inference",
+    "fit_svi": "inference",
+    "run_nuts": "inference",
+    "Gaussian": "gaussian",
+    "GaussianParams": "gaussian",
+}
+_SUBMODULES = {
+    "gaussian",
+    "inference",
+}
+
+__all__ = sorted([*_EXPORTS, *_SUBMODULES])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'ppl_models' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,213 @@
+"""Input validation shared by every public entry point.
+
+Every check raises ``TypeError`` (wrong kind of object) or ``ValueError`` (right kind,
+impossible value) with a message that names the argument, what was expected and what
+was given. ``assert`` is never used on user input: it disappears under ``python -O``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "as_data",
+    "check_binary",
+    "check_choice",
+    "check_int",
+    "check_positive",
+    "check_same_length",
+]
+
+
+def _describe(x: object) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"a tensor of shape {tuple(x.shape)} and dtype {x.dtype}"
+    if isinstance(x, np.ndarray):
+        return f"an array of shape {x.shape} and dtype {x.dtype}"
+    return f"{type(x).__name__} {x!r}"[:120]
+
+
+def as_data(
+    x: object,
+    name: str,
+    *,
+    ndim: int | Sequence[int] = (1, 2),
+    min_rows: int = 2,
+    dtype: torch.dtype | None = None,
+    allow_nan: bool = False,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Convert ``x`` (tensor, numpy array or nested sequence) to a floating tensor and check it.
+
+    Floating inputs keep their dtype (so closed forms on float64 data stay float64);
+    integer and boolean inputs become ``dtype`` or torch's default floating dtype.
+
+    Parameters
+    ----------
+    x : array_like
+        The data.
+    name : str
+        The argument's name, used in error messages.
+    ndim : int or sequence of int
+        The allowed numbers of dimensions.
+    min_rows : int
+        The least number of rows (observations along dimension 0).
+    dtype : torch.dtype, optional
+        Convert to this floating dtype.
+    allow_nan : bool
+        Accept NaN (missing values) but never infinities.
+    device : torch.device or str, optional
+        Move the result there.
+
+    Returns
+    -------
+    torch.Tensor
+        A floating tensor with ``x.ndim in ndim`` and at least ``min_rows`` rows.
+
+    Examples
+    --------
+    >>> as_data([[1.0, 2.0], [3.0, 4.0]], "x").shape
+    torch.Size([2, 2])
+    >>> as_data([1.0, float("nan")], "x")
+    Traceback (most recent call last):
+    ...
+    ValueError: x must be finite (no NaN or inf); it has 1 non-finite value(s)
+    """
+    if isinstance(x, torch.Tensor):
+        t = x
+    elif isinstance(x, (np.ndarray, list, tuple, numbers.Number, np.generic)):
+        arr = np.asarray(x)
+        if arr.dtype == object or arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers; got {_describe(arr)}")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    else:
+        raise TypeError(f"{name} must be a torch tensor or a numpy array; got {_describe(x)}")
+    if t.is_complex() or not (t.is_floating_point() or t.dtype == torch.bool or _is_int(t)):
+        raise TypeError(f"{name} must hold real numbers; got {_describe(t)}")
+    if dtype is not None:
+        t = t.to(dtype)
+    elif not t.is_floating_point():
+        t = t.to(torch.get_default_dtype())
+    if device is not None:
+        t = t.to(device)
+    allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if t.ndim not in allowed:
+        want = " or ".join(f"{d}-D" for d in allowed)
+        raise ValueError(f"{name} must be {want}; got {_describe(t)}")
+    if t.ndim > 0 and t.shape[0] < min_rows:
+        raise ValueError(
+            f"{name} must have at least {min_rows} observations (rows); got {t.shape[0]}"
+        )
+    if t.ndim > 1 and any(s == 0 for s in t.shape[1:]):
+        raise ValueError(f"{name} must have at least one column; got {_describe(t)}")
+    finite = torch.isfinite(t)
+    if allow_nan:
+        bad = int((~finite & ~torch.isnan(t)).sum())
+        if bad:
+            raise ValueError(f"{name} must not hold inf; it has {bad} infinite value(s)")
+    else:
+        bad = int((~finite).sum())
+        if bad:
+            raise ValueError(
+                f"{name} must be finite (no NaN or inf); it has {bad} non-finite value(s)"
+            )
+    return t
+
+
+def _is_int(t: torch.Tensor) -> bool:
+    return not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool
+
+
+def check_same_length(**arrays: torch.Tensor) -> int:
+    """Check that all arrays have the same number of rows; return it.
+
+    >>> check_same_length(phi=torch.zeros(3, 2), t=torch.zeros(3))
+    3
+    """
+    lengths = {k: int(v.shape[0]) for k, v in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        given = ", ".join(f"{k} has {n}" for k, n in lengths.items())
+        raise ValueError(f"{' and '.join(lengths)} must have the same number of rows; {given}")
+    return next(iter(lengths.values()))
+
+
+def check_positive(value: object, name: str, *, allow_tensor: bool = True) -> float | torch.Tensor:
+    """Check that ``value`` is a finite number (or tensor of numbers) strictly above zero.
+
+    >>> check_positive(2.0, "alpha")
+    2.0
+    >>> check_positive(0.0, "alpha")
+    Traceback (most recent call last):
+    ...
+    ValueError: alpha must be positive and finite; got 0.0
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a positive number; got {_describe(value)}")
+    if isinstance(value, (torch.Tensor, np.ndarray)) and allow_tensor:
+        t = torch.as_tensor(value)
+        if not (t.is_floating_point() or _is_int(t)):
+            raise TypeError(f"{name} must be a positive number; got {_describe(value)}")
+        if not bool(torch.all(torch.isfinite(t) & (t > 0))):
+            raise ValueError(f"{name} must be positive and finite; got {t.tolist()}")
+        return t
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number; got {_describe(value)}")
+    v = float(value)
+    if not (np.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be positive and finite; got {value!r}")
+    return v
+
+
+def check_int(value: object, name: str, *, minimum: int | None = None,
+              maximum: int | None = None) -> int:
+    """Check that ``value`` is an integer within ``[minimum, maximum]``; return it.
+
+    >>> check_int(3, "degree", minimum=0)
+    3
+    >>> check_int(-1, "degree", minimum=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: degree must be an integer >= 0; got -1
+    """
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be an integer; got {_describe(value)}")
+    v = int(value)
+    if minimum is not None and maximum is not None and not (minimum <= v <= maximum):
+        raise ValueError(f"{name} must be an integer in [{minimum}, {maximum}]; got {v}")
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum}; got {v}")
+    return v
+
+
+def check_binary(t: torch.Tensor, name: str) -> torch.Tensor:
+    """Check that every entry of ``t`` is 0 or 1 (targets of a Bernoulli likelihood).
+
+    >>> check_binary(torch.tensor([0.0, 1.0, 0.5]), "t")
+    Traceback (most recent call last):
+    ...
+    ValueError: t must hold only 0 and 1 (binary targets for a Bernoulli likelihood); got 1 other value(s), e.g. 0.5
+    """
+    other = t[(t != 0) & (t != 1)]
+    if other.numel():
+        raise ValueError(
+            f"{name} must hold only 0 and 1 (binary targets for a Bernoulli likelihood); "
+            f"got {other.numel()} other value(s), e.g. {other.flatten()[0].item():g}"
+        )
+    return t
+
+
+def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
+    """Check that ``value`` is one of ``choices``.
+
+    >>> check_choice("adam", "optimizer", ["adam", "lbfgs"])
+    'adam'
+    """
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}")
+    return value

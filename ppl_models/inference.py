@@ -1,0 +1,592 @@
+r"""The one training loop (:func:`fit_svi`), the NUTS runner (:func:`run_nuts`) and the
+plate every topic declares its data in (:func:`data_plate`).
+
+Stochastic variational inference maximises the evidence lower bound
+
+.. math::
+
+    \mathcal{L}(\theta, \phi) = \mathbb{E}_{q_\phi(z)}\left[\log p_\theta(x, z) - \log q_\phi(z)\right]
+    \le \log p_\theta(x),
+
+by gradient steps on :math:`-\mathcal{L}` (the "loss"). Three special cases cover every
+topic of the library:
+
+* an **empty guide** (no latent variables): :math:`\mathcal{L} = \log p_\theta(x)`, so SVI
+  *is* maximum likelihood, and a deterministic optimiser such as L-BFGS applies;
+* a **point-mass guide** (:class:`pyro.infer.autoguide.AutoDelta`): MAP estimation;
+* a **Gaussian guide**: variational Bayes.
+
+With minibatches of size :math:`B` out of :math:`N` data points the likelihood term is
+scaled by :math:`N / B`, which keeps the gradient an unbiased estimate of the full one.
+The scaling is done by Pyro's ``plate``: topics declare their data with
+:func:`data_plate`, and :func:`fit_svi` tells it which rows the current minibatch holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyro
+import torch
+from pyro.infer import MCMC, NUTS, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer.elbo import ELBO
+from tqdm.auto import tqdm
+
+from ._checks import check_choice, check_int, check_positive
+
+__all__ = ["FitError", "FitResult", "data_plate", "fit_svi", "run_nuts"]
+
+# (full data size, indices of the current minibatch) while fit_svi draws minibatches.
+_MINIBATCH: contextvars.ContextVar[tuple[int, torch.Tensor] | None] = contextvars.ContextVar(
+    "ppl_models_minibatch", default=None
+)
+
+
+def data_plate(size: int, name: str = "data", dim: int | None = None) -> pyro.plate:
+    """The plate over data points, aware of :func:`fit_svi`'s minibatches.
+
+    Topic models write ``with data_plate(len(x)) as idx:`` where they would write
+    ``with pyro.plate("data", len(x)) as idx:``. Outside a minibatched fit the two are the
+    same. Inside one, ``x`` is the current minibatch and the plate is
+    ``pyro.plate(name, N, subsample=idx)``: Pyro scales the log-likelihood by ``N / len(idx)``
+    and ``idx`` holds the rows' positions in the full data (for per-datapoint guide
+    parameters).
+
+    Parameters
+    ----------
+    size : int
+        The number of data points passed to the model (the minibatch's length inside a
+        minibatched fit).
+    name : str
+        The plate's name; ``"data"`` by the library's convention.
+    dim : int, optional
+        The plate's batch dimension (Pyro's default when omitted).
+
+    Examples
+    --------
+    >>> with data_plate(5) as idx:
+    ...     idx.tolist()
+    [0, 1, 2, 3, 4]
+    """
+    current = _MINIBATCH.get()
+    if current is not None:
+        full_size, idx = current
+        if len(idx) == size:
+            return pyro.plate(name, full_size, subsample=idx, dim=dim)
+    return pyro.plate(name, size, dim=dim)
+
+
+@contextlib.contextmanager
+def _minibatch(full_size: int, idx: torch.Tensor) -> Iterator[None]:
+    token = _MINIBATCH.set((full_size, idx))
+    try:
+        yield
+    finally:
+        _MINIBATCH.reset(token)
+
+
+class FitResult(NamedTuple):
+    """What :func:`fit_svi` returns.
+
+    Attributes
+    ----------
+    losses : numpy.ndarray
+        The loss (negative ELBO, in nats) at every step, shape ``(num_steps,)``.
+    num_steps : int
+        The number of steps taken, those before a resume included.
+    converged : bool
+        Whether the convergence criterion stopped the fit before ``num_steps``.
+    seconds : float
+        Wall-clock time of this call.
+    """
+
+    losses: np.ndarray
+    num_steps: int
+    converged: bool
+    seconds: float
+
+
+class FitError(RuntimeError):
+    """Raised when a fit cannot go on (a non-finite loss); the module keeps its last
+    parameters at which the loss was finite.
+
+    Attributes
+    ----------
+    step : int
+        The step (0-based) whose loss was not finite.
+    losses : numpy.ndarray
+        The finite losses before it.
+    """
+
+    def __init__(self, message: str, step: int, losses: np.ndarray):
+        super().__init__(message)
+        self.step = step
+        self.losses = losses
+
+
+_OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], float]] = {
+    "adam": (torch.optim.Adam, 1e-2),
+    "adamw": (torch.optim.AdamW, 1e-2),
+    "sgd": (torch.optim.SGD, 1e-3),
+    "adagrad": (torch.optim.Adagrad, 1e-1),
+    "lbfgs": (torch.optim.LBFGS, 1.0),
+}
+
+
+def _make_elbo(loss: str | ELBO, num_particles: int) -> ELBO:
+    if isinstance(loss, ELBO):
+        return loss
+    check_choice(loss, "loss", ["trace", "meanfield"])
+    cls = Trace_ELBO if loss == "trace" else TraceMeanField_ELBO
+    return cls(num_particles=num_particles, vectorize_particles=num_particles > 1)
+
+
+def _make_optimizer(
+    optimizer: str | Callable[..., torch.optim.Optimizer],
+    params: list[torch.nn.Parameter],
+    lr: float | None,
+) -> torch.optim.Optimizer:
+    if callable(optimizer) and not isinstance(optimizer, str):
+        return optimizer(params)
+    check_choice(optimizer, "optimizer", list(_OPTIMIZERS))
+    cls, default_lr = _OPTIMIZERS[optimizer]
+    lr = default_lr if lr is None else check_positive(lr, "lr", allow_tensor=False)
+    if optimizer == "lbfgs":
+        # Strong-Wolfe line search makes L-BFGS robust on log-likelihoods whose scale is
+        # far from 1 (sums over many data points); the tolerances are at float64 level so
+        # that the optimiser, not its defaults, decides how close we get to the optimum.
+        return cls(
+            params,
+            lr=lr,
+            max_iter=20,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=1e-12,
+            tolerance_change=1e-15,
+            history_size=20,
+        )
+    return cls(params, lr=lr)
+
+
+def _to_tensor(x: Any, i: int) -> Any:
+    if x is None or isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        if x.dtype == object or x.dtype.kind not in "biuf":
+            raise TypeError(f"data[{i}] must hold real numbers; got dtype {x.dtype}")
+        return torch.from_numpy(np.ascontiguousarray(x))
+    raise TypeError(
+        f"data[{i}] must be a torch tensor, a numpy array or None; got {type(x).__name__}"
+    )
+
+
+def _unique_params(*modules: object) -> list[torch.nn.Parameter]:
+    seen: set[int] = set()
+    params = []
+    for m in modules:
+        if isinstance(m, torch.nn.Module):
+            for p in m.parameters():
+                if id(p) not in seen and p.requires_grad:
+                    seen.add(id(p))
+                    params.append(p)
+    return params
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    """Write ``obj`` with ``torch.save`` to a temporary file beside ``path``, then rename.
+
+    A crash while writing leaves the previous file (if any) whole: ``os.replace`` is atomic
+    on POSIX and Windows when both names are in the same folder.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def fit_svi(
+    module: torch.nn.Module,
+    *data: Any,
+    guide: Callable[..., Any] | None = None,
+    loss: str | ELBO = "trace",
+    num_particles: int = 1,
+    optimizer: str | Callable[..., torch.optim.Optimizer] = "adam",
+    lr: float | None = None,
+    num_steps: int = 2000,
+    batch_size: int | None = None,
+    tol: float | None = None,
+    window: int | None = None,
+    seed: int | None = None,
+    progress: bool | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 100,
+    resume: str | os.PathLike[str] | None = None,
+    **model_kwargs: Any,
+) -> FitResult:
+    r"""Fit ``module`` by stochastic variational inference: the library's one training loop.
+
+    Each step computes the loss :math:`-\mathcal{L}` with
+    ``elbo.differentiable_loss(model, guide, *batch)``, back-propagates, and steps a torch
+    optimizer over the parameters of the module (and of ``guide`` if it is a separate
+    module).
+
+    Parameters
+    ----------
+    module : PyroModule
+        A topic module with ``model(*data)`` and ``guide(*data)`` methods. It is moved to
+        the device and floating dtype of the first floating data tensor.
+    *data : torch.Tensor or numpy.ndarray or None
+        Positional arguments of ``model`` and ``guide``. Tensors whose first dimension
+        equals the first one's length are sliced into minibatches.
+    guide : callable, optional
+        The guide; ``module.guide`` by default. An autoguide (a ``PyroModule``) has its
+        parameters optimised along with the module's.
+    loss : {"trace", "meanfield"} or pyro.infer.ELBO
+        ``Trace_ELBO`` (Monte-Carlo KL) or ``TraceMeanField_ELBO`` (analytic KL where
+        available), or any ELBO instance.
+    num_particles : int
+        Samples of the guide per step (vectorised).
+    optimizer : {"adam", "adamw", "sgd", "adagrad", "lbfgs"} or callable
+        A name, or a function from a parameter list to a ``torch.optim.Optimizer``.
+        ``"lbfgs"`` suits deterministic objectives (maximum likelihood with the empty guide)
+        and refuses minibatches.
+    lr : float, optional
+        Learning rate; 1e-2 for Adam, 1.0 for L-BFGS (its line search scales the step).
+    num_steps : int
+        The most steps to take (in total, counting those before a ``resume``).
+    batch_size : int, optional
+        Minibatch size; the full data when omitted. Minibatches are drawn without
+        replacement, a new permutation every epoch.
+    tol : float, optional
+        Convergence threshold on the relative change of the smoothed loss: the fit stops
+        when ``|m_k - m_{k-1}| <= tol * max(|m_k|, 1)``, where ``m_k`` is the mean loss
+        over the k-th window of ``window`` steps. Defaults: ``1e-10`` with ``window=1``
+        for L-BFGS (a deterministic objective; each step is up to 20 iterations), else
+        ``1e-6`` with ``window=100``. ``tol=0`` runs all ``num_steps``.
+    window : int, optional
+        Steps per smoothing window (see ``tol``).
+    seed : int, optional
+        Seeds torch, numpy and Python's ``random`` through ``pyro.set_rng_seed``.
+    progress : bool, optional
+        Show a progress bar; by default only when standard error is a terminal.
+    checkpoint : path, optional
+        Write the module, guide and optimizer state there every ``checkpoint_every`` steps
+        and at the end, atomically (a temporary file, then a rename).
+    checkpoint_every : int
+        Steps between checkpoints.
+    resume : path, optional
+        Continue from a checkpoint written by an earlier call (same module class, guide
+        and optimizer).
+    **model_kwargs
+        Keyword arguments passed to ``model`` and ``guide``.
+
+    Returns
+    -------
+    FitResult
+        ``(losses, num_steps, converged, seconds)``.
+
+    Raises
+    ------
+    FitError
+        If the loss becomes non-finite; the parameters are restored to the last step whose
+        loss was finite.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ppl_models.gaussian import Gaussian, mle
+    >>> x = torch.randn(500, dtype=torch.float64) * 2 + 1
+    >>> m = Gaussian(event_dim=0)
+    >>> result = fit_svi(m, x, optimizer="lbfgs", num_steps=50, progress=False)
+    >>> bool(torch.allclose(m.params().loc, mle(x).loc, rtol=1e-6))
+    True
+    """
+    start_time = time.perf_counter()
+    num_steps = check_int(num_steps, "num_steps", minimum=1)
+    checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=1)
+    num_particles = check_int(num_particles, "num_particles", minimum=1)
+    guide = module.guide if guide is None else guide
+    data = tuple(_to_tensor(x, i) for i, x in enumerate(data))
+    validate = getattr(module, "validate_data", None)
+    if validate is not None:
+        data = tuple(validate(*data))
+
+    tensors = [x for x in data if isinstance(x, torch.Tensor)]
+    floating = [x for x in tensors if x.is_floating_point()]
+    if floating:
+        module.to(device=floating[0].device, dtype=floating[0].dtype)
+        if isinstance(guide, torch.nn.Module):
+            guide.to(device=floating[0].device, dtype=floating[0].dtype)
+    device = tensors[0].device if tensors else torch.device("cpu")
+
+    n = tensors[0].shape[0] if tensors and tensors[0].ndim > 0 else None
+    if batch_size is not None:
+        if n is None:
+            raise ValueError("batch_size needs data with a first (data point) dimension")
+        batch_size = check_int(batch_size, "batch_size", minimum=1)
+        if optimizer == "lbfgs":
+            raise ValueError(
+                "optimizer='lbfgs' needs a deterministic objective; it cannot be used with "
+                f"batch_size={batch_size} (minibatches make the loss stochastic)"
+            )
+        if batch_size >= n:
+            batch_size = None
+    is_lbfgs = optimizer == "lbfgs"
+    if window is None:
+        window = 1 if is_lbfgs else 100
+    window = check_int(window, "window", minimum=1)
+    if tol is None:
+        tol = 1e-10 if is_lbfgs else 1e-6
+    elif tol != 0:
+        tol = check_positive(tol, "tol", allow_tensor=False)
+
+    if seed is not None:
+        pyro.set_rng_seed(check_int(seed, "seed", minimum=0))
+
+    elbo = _make_elbo(loss, num_particles)
+
+    def batch_args(idx: torch.Tensor | None) -> tuple[Any, ...]:
+        if idx is None:
+            return data
+        return tuple(
+            x[idx] if isinstance(x, torch.Tensor) and x.ndim > 0 and x.shape[0] == n else x
+            for x in data
+        )
+
+    def compute_loss(args: tuple[Any, ...]) -> torch.Tensor:
+        return elbo.differentiable_loss(module.model, guide, *args, **model_kwargs)
+
+    # One evaluation creates lazily initialised parameters (autoguides) before the
+    # optimizer collects them; under no_grad it costs one forward pass.
+    with torch.no_grad():
+        compute_loss(batch_args(None if batch_size is None else torch.arange(batch_size)))
+    params = _unique_params(module, guide)
+    if not params:
+        raise ValueError("module (and guide) have no parameters to fit")
+    optim = _make_optimizer(optimizer, params, lr)
+
+    losses: list[float] = []
+    start_step = 0
+    if resume is not None:
+        state = torch.load(Path(resume), map_location=device, weights_only=False)
+        module.load_state_dict(state["module"])
+        if isinstance(guide, torch.nn.Module) and state.get("guide") is not None:
+            guide.load_state_dict(state["guide"])
+        optim.load_state_dict(state["optimizer"])
+        losses = list(state["losses"])
+        start_step = int(state["step"])
+        if state.get("rng") is not None:
+            pyro.util.set_rng_state(state["rng"])
+
+    def save(path: Path, step: int) -> None:
+        _atomic_save(
+            {
+                "module": module.state_dict(),
+                "guide": guide.state_dict() if isinstance(guide, torch.nn.Module) else None,
+                "optimizer": optim.state_dict(),
+                "losses": losses,
+                "step": step,
+                "rng": pyro.util.get_rng_state(),
+            },
+            path,
+        )
+
+    last_good = [p.detach().clone() for p in params]
+    trial = [p.detach().clone() for p in params] if is_lbfgs else []
+    perm = torch.randperm(n, device=device) if batch_size is not None else None
+    cursor = 0
+    converged = False
+    bar = tqdm(
+        total=num_steps,
+        initial=start_step,
+        disable=(None if progress is None else not progress),
+        desc=type(module).__name__,
+        unit="step",
+        leave=False,
+    )
+    update_every = max(1, num_steps // 200)
+    ckpt_path = None if checkpoint is None else Path(checkpoint)
+    step = start_step
+    try:
+        for step in range(start_step, num_steps):
+            idx = None
+            if batch_size is not None:
+                if cursor + batch_size > n:
+                    perm, cursor = torch.randperm(n, device=device), 0
+                idx = perm[cursor : cursor + batch_size]
+                cursor += batch_size
+            args = batch_args(idx)
+            ctx = _minibatch(n, idx) if idx is not None else contextlib.nullcontext()
+            with ctx:
+                if is_lbfgs:
+
+                    def closure(args: tuple[Any, ...] = args) -> torch.Tensor:
+                        optim.zero_grad()
+                        value = compute_loss(args)
+                        if torch.isfinite(value):
+                            value.backward()
+                        return value.detach()
+
+                    # L-BFGS evaluates and steps inside one call: keep the parameters it
+                    # starts from, and promote them to last_good once their loss (the
+                    # value step() returns) proves finite.
+                    with torch.no_grad():
+                        for s, p in zip(trial, params, strict=True):
+                            s.copy_(p)
+                    value = float(optim.step(closure))
+                    if not math.isfinite(value):
+                        _fail(step, value, losses, params, last_good)
+                    last_good, trial = trial, last_good
+                else:
+                    optim.zero_grad()
+                    value_t = compute_loss(args)
+                    value = float(value_t)
+                    if not math.isfinite(value):
+                        _fail(step, value, losses, params, last_good)
+                    with torch.no_grad():
+                        for s, p in zip(last_good, params, strict=True):
+                            s.copy_(p)
+                    value_t.backward()
+                    optim.step()
+            losses.append(value)
+            if (step + 1) % update_every == 0:
+                bar.update(step + 1 - bar.n)
+                bar.set_postfix(loss=f"{value:.6g}", refresh=False)
+            if ckpt_path is not None and (step + 1) % checkpoint_every == 0:
+                save(ckpt_path, step + 1)
+            k = len(losses)
+            if tol and k >= 2 * window and k % window == 0:
+                new = sum(losses[-window:]) / window
+                old = sum(losses[-2 * window : -window]) / window
+                if abs(new - old) <= tol * max(abs(new), 1.0):
+                    converged = True
+                    break
+        if is_lbfgs and not all(bool(torch.isfinite(p).all()) for p in params):
+            # L-BFGS's last line search can leave parameters with no finite loss behind.
+            _fail(step, float("nan"), losses, params, last_good)
+    finally:
+        bar.close()
+    if ckpt_path is not None:
+        save(ckpt_path, len(losses))
+    return FitResult(
+        losses=np.asarray(losses, dtype=np.float64),
+        num_steps=len(losses),
+        converged=converged,
+        seconds=time.perf_counter() - start_time,
+    )
+
+
+def _fail(
+    step: int,
+    value: float,
+    losses: list[float],
+    params: list[torch.nn.Parameter],
+    last_good: list[torch.Tensor],
+) -> None:
+    with torch.no_grad():
+        for s, p in zip(last_good, params, strict=True):
+            p.copy_(s)
+    last = f"; the last finite loss was {losses[-1]:.6g} at step {len(losses) - 1}" if losses else ""
+    raise FitError(
+        f"the loss became non-finite ({value}) at step {step}{last}. The module keeps the "
+        "parameters of the last step with a finite loss. Lower the learning rate, "
+        "standardise the data, or check the model's initial values.",
+        step=step,
+        losses=np.asarray(losses, dtype=np.float64),
+    )
+
+
+def run_nuts(
+    module: torch.nn.Module,
+    *data: Any,
+    num_samples: int = 1000,
+    warmup_steps: int = 500,
+    num_chains: int = 2,
+    seed: int | None = 0,
+    target_accept_prob: float = 0.8,
+    max_tree_depth: int = 10,
+    progress: bool | None = None,
+    **model_kwargs: Any,
+) -> MCMC:
+    r"""Sample the posterior of ``module``'s latent sites with the No-U-Turn Sampler.
+
+    Every parameter of the model must carry a prior (a ``PyroSample``): NUTS samples
+    ``p(\theta | x) \propto p(x | \theta) p(\theta)`` and has nothing to do with a
+    ``PyroParam``. Chains run one after another where the machine has fewer spare cores
+    than chains (Pyro's rule); each starts from its own random initial point.
+
+    Parameters
+    ----------
+    module : PyroModule
+        The topic module; ``module.model(*data)`` is sampled.
+    *data : torch.Tensor or numpy.ndarray or None
+        The model's positional arguments.
+    num_samples, warmup_steps, num_chains : int
+        Draws kept per chain, adaptation steps per chain, and chains (at least 2 for
+        R-hat).
+    seed : int, optional
+        Seeds every random generator (``pyro.set_rng_seed``).
+    target_accept_prob : float
+        Step-size adaptation target.
+    max_tree_depth : int
+        NUTS's maximum tree depth.
+    progress : bool, optional
+        Show Pyro's progress bar; by default only when standard error is a terminal.
+    **model_kwargs
+        Keyword arguments of ``model``.
+
+    Returns
+    -------
+    pyro.infer.MCMC
+        The finished run; ``get_samples(group_by_chain=True)`` gives ``(chain, draw, ...)``
+        arrays and :func:`ppl_models.workflow.to_inference_data` turns it into ArviZ data.
+    """
+    num_samples = check_int(num_samples, "num_samples", minimum=1)
+    warmup_steps = check_int(warmup_steps, "warmup_steps", minimum=0)
+    num_chains = check_int(num_chains, "num_chains", minimum=1)
+    data = tuple(_to_tensor(x, i) for i, x in enumerate(data))
+    validate = getattr(module, "validate_data", None)
+    if validate is not None:
+        data = tuple(validate(*data))
+    floating = [x for x in data if isinstance(x, torch.Tensor) and x.is_floating_point()]
+    if floating:
+        module.to(device=floating[0].device, dtype=floating[0].dtype)
+    if seed is not None:
+        pyro.set_rng_seed(check_int(seed, "seed", minimum=0))
+    kernel = NUTS(
+        module.model,
+        target_accept_prob=target_accept_prob,
+        max_tree_depth=max_tree_depth,
+        jit_compile=False,
+    )
+    show = (os.isatty(2) if hasattr(os, "isatty") else False) if progress is None else progress
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Chains will be drawn sequentially.*")
+        mcmc = MCMC(
+            kernel,
+            num_samples=num_samples,
+            warmup_steps=warmup_steps,
+            num_chains=num_chains,
+            disable_progbar=not show,
+        )
+        mcmc.run(*data, **model_kwargs)
+    mcmc._ppl_models_data = (data, model_kwargs)
+    mcmc._ppl_models_module = module
+    return mcmc
