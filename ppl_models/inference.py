@@ -5,7 +5,8 @@ Stochastic variational inference maximises the evidence lower bound
 
 .. math::
 
-    \mathcal{L}(\theta, \phi) = \mathbb{E}_{q_\phi(z)}\left[\log p_\theta(x, z) - \log q_\phi(z)\right]
+    \mathcal{L}(\theta, \phi)
+    = \mathbb{E}_{q_\phi(z)}\left[\log p_\theta(x, z) - \log q_\phi(z)\right]
     \le \log p_\theta(x),
 
 by gradient steps on :math:`-\mathcal{L}` (the "loss"). Three special cases cover every
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
 import os
 import tempfile
@@ -33,18 +35,46 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import pyro
 import torch
 from pyro.infer import MCMC, NUTS, Trace_ELBO, TraceMeanField_ELBO
 from pyro.infer.elbo import ELBO
+from pyro.nn import PyroModule
 from tqdm.auto import tqdm
 
 from ._checks import check_choice, check_int, check_positive
 
-__all__ = ["FitError", "FitResult", "data_plate", "fit_svi", "run_nuts"]
+__all__ = ["FitError", "FitResult", "data_plate", "fit_svi", "pyro_method", "run_nuts"]
+
+# Parameters live in their module (DESIGN.md). Pyro's default syncs every active
+# PyroModule's parameters with the global parameter store *by name*, so two instances of one
+# class (or two autoguides) would silently share their parameters. The library's entry
+# points also set this locally (see pyro_method, fit_svi, run_nuts); setting it at import
+# covers users' own Predictive or MCMC calls on library modules.
+pyro.settings.set(module_local_params=True)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def pyro_method(fn: _F) -> _F:
+    """Decorate a ``PyroModule``'s ``model``/``guide`` so that its Pyro attributes work.
+
+    A ``PyroSample`` attribute becomes a sample site only inside the module's Pyro context
+    (what ``pyro.nn.pyro_method`` provides); outside it, reading the attribute silently
+    draws a value with no site, and NUTS or an autoguide would see no latent variable.
+    This decorator enters that context with module-local parameters, so that two instances
+    of a class never share parameters through Pyro's global store.
+    """
+
+    @functools.wraps(fn)
+    def wrapped(self: PyroModule, *args: Any, **kwargs: Any) -> Any:
+        with pyro.settings.context(module_local_params=True), self._pyro_context:
+            return fn(self, *args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
 
 # (full data size, indices of the current minibatch) while fit_svi draws minibatches.
 _MINIBATCH: contextvars.ContextVar[tuple[int, torch.Tensor] | None] = contextvars.ContextVar(
@@ -371,7 +401,15 @@ def fit_svi(
         )
 
     def compute_loss(args: tuple[Any, ...]) -> torch.Tensor:
-        return elbo.differentiable_loss(module.model, guide, *args, **model_kwargs)
+        try:
+            with pyro.settings.context(module_local_params=True):
+                return elbo.differentiable_loss(module.model, guide, *args, **model_kwargs)
+        except ValueError as err:
+            # With Pyro's validation on, a diverging fit shows up as a distribution refusing
+            # NaN/inf parameters rather than as a NaN loss: report it the same way.
+            if "found invalid values" not in str(err):
+                raise
+            return torch.tensor(float("nan"))
 
     # One evaluation creates lazily initialised parameters (autoguides) before the
     # optimizer collects them; under no_grad it costs one forward pass.
@@ -404,14 +442,18 @@ def fit_svi(
                 "losses": losses,
                 "step": step,
                 "rng": pyro.util.get_rng_state(),
+                "minibatch": None if perm is None else (perm, cursor),
             },
             path,
         )
 
     last_good = [p.detach().clone() for p in params]
     trial = [p.detach().clone() for p in params] if is_lbfgs else []
-    perm = torch.randperm(n, device=device) if batch_size is not None else None
-    cursor = 0
+    perm, cursor = None, 0
+    if resume is not None and batch_size is not None and state.get("minibatch") is not None:
+        perm, cursor = state["minibatch"]  # continue the interrupted epoch where it was
+    elif batch_size is not None:
+        perm = torch.randperm(n, device=device)
     converged = False
     bar = tqdm(
         total=num_steps,
@@ -457,7 +499,7 @@ def fit_svi(
                 else:
                     optim.zero_grad()
                     value_t = compute_loss(args)
-                    value = float(value_t)
+                    value = float(value_t.detach())
                     if not math.isfinite(value):
                         _fail(step, value, losses, params, last_good)
                     with torch.no_grad():
@@ -503,7 +545,9 @@ def _fail(
     with torch.no_grad():
         for s, p in zip(last_good, params, strict=True):
             p.copy_(s)
-    last = f"; the last finite loss was {losses[-1]:.6g} at step {len(losses) - 1}" if losses else ""
+    last = ""
+    if losses:
+        last = f"; the last finite loss was {losses[-1]:.6g} at step {len(losses) - 1}"
     raise FitError(
         f"the loss became non-finite ({value}) at step {step}{last}. The module keeps the "
         "parameters of the last step with a finite loss. Lower the learning rate, "
@@ -586,7 +630,8 @@ def run_nuts(
             num_chains=num_chains,
             disable_progbar=not show,
         )
-        mcmc.run(*data, **model_kwargs)
+        with pyro.settings.context(module_local_params=True):
+            mcmc.run(*data, **model_kwargs)
     mcmc._ppl_models_data = (data, model_kwargs)
     mcmc._ppl_models_module = module
     return mcmc
