@@ -18,7 +18,7 @@ from pathlib import Path
 # on 2 cores is otherwise 8-30x slower (REFERENCES.md, "Thread pools").
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from ._harness import markdown_table  # noqa: E402
+from ._harness import markdown_table
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,19 +12,34 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# public name -> submodule that defines it
+# public name -> submodule that defines it. Closed forms whose names recur across topics
+# (``mle``, ``posterior``, ``log_evidence``) are reached through their submodule.
 _EXPORTS = {
     "FitError": "inference",
     "FitResult": "inference",
     "data_plate": "inference",
     "fit_svi": "inference",
+    "pyro_method": "inference",
     "run_nuts": "inference",
+    "BayesianGaussian": "gaussian",
     "Gaussian": "gaussian",
     "GaussianParams": "gaussian",
+    "NormalGammaParams": "gaussian",
+    "LinearRegression": "regression",
+    "RegressionParams": "regression",
+    "LogisticParams": "logistic",
+    "LogisticRegression": "logistic",
+    "SeparableDataWarning": "logistic",
+    "to_inference_data": "workflow",
 }
 _SUBMODULES = {
+    "datasets",
     "gaussian",
     "inference",
+    "logistic",
+    "plots",
+    "regression",
+    "workflow",
 }
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES])

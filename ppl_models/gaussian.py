@@ -1,4 +1,4 @@
-r"""The Gaussian density and its maximum-likelihood estimate.
+r"""The Gaussian density: its maximum-likelihood estimate and its conjugate posterior.
 
 The model
 ---------
@@ -28,25 +28,88 @@ symbol              argument / field     shape
 :math:`\Sigma`      ``covariance``       ``()`` (variance) or ``(D, D)``
 ==================  ===================  ======================================
 
+Conjugate Bayesian treatment (univariate)
+-----------------------------------------
+With unknown mean and precision :math:`\lambda = 1/\sigma^2`, the Normal-Gamma prior
+(PRML 2.154; Murphy 2007, section 3)
+
+.. math::
+
+    \lambda \sim \mathrm{Gam}(a_0, b_0), \qquad
+    \mu \mid \lambda \sim \mathcal{N}\big(\mu_0, (\kappa_0 \lambda)^{-1}\big),
+
+(rate parametrisation: :math:`\mathbb{E}[\lambda] = a_0 / b_0`) is conjugate: with
+:math:`\bar x = \frac1N \sum_n x_n` the posterior is Normal-Gamma with
+
+.. math::
+
+    \kappa_N = \kappa_0 + N, \qquad
+    \mu_N = \frac{\kappa_0 \mu_0 + N \bar x}{\kappa_N}, \qquad
+    a_N = a_0 + \frac N2, \qquad
+    b_N = b_0 + \frac12 \sum_n (x_n - \bar x)^2
+          + \frac{\kappa_0 N (\bar x - \mu_0)^2}{2 \kappa_N}.
+
+Its marginals are :math:`\lambda \mid X \sim \mathrm{Gam}(a_N, b_N)` and
+:math:`\mu \mid X \sim \mathrm{St}\big(2a_N, \mu_N, b_N / (a_N \kappa_N)\big)`, and the
+posterior predictive of a new point is the Student-t
+
+.. math::
+
+    p(x_\ast \mid X) = \mathrm{St}\Big(x_\ast \,\Big|\, \nu = 2a_N,\ \mu_N,\
+        s^2 = \frac{b_N (\kappa_N + 1)}{a_N \kappa_N}\Big)
+
+(third argument: the squared scale). The evidence is
+
+.. math::
+
+    p(X) = \frac{\Gamma(a_N)}{\Gamma(a_0)} \frac{b_0^{a_0}}{b_N^{a_N}}
+        \Big(\frac{\kappa_0}{\kappa_N}\Big)^{1/2} (2\pi)^{-N/2}.
+
+======================  ===================  ======================================
+symbol                  argument / field     shape
+======================  ===================  ======================================
+:math:`\mu_0, \mu_N`    ``mu``               ``()``
+:math:`\kappa_0,\kappa_N`  ``kappa``         ``()``
+:math:`a_0, a_N`        ``a``                ``()``
+:math:`b_0, b_N`        ``b`` (rate)         ``()``
+:math:`\lambda`         site ``"lambda"``    ``()``
+:math:`\mu`             site ``"mu"``        ``()``
+======================  ===================  ======================================
+
 References
 ----------
-C. M. Bishop, *Pattern Recognition and Machine Learning* (PRML), sections 1.2.4, 2.3.4.
+C. M. Bishop, *Pattern Recognition and Machine Learning* (PRML), sections 1.2.4, 2.3.4,
+2.3.6.
+K. P. Murphy, *Conjugate Bayesian analysis of the Gaussian distribution* (2007),
+section 3.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import pyro
 import pyro.distributions as dist
 import torch
 from pyro.distributions import constraints
-from pyro.nn import PyroModule, PyroParam
+from pyro.nn import PyroModule, PyroParam, PyroSample
 
-from ._checks import as_data, check_int
-from .inference import data_plate
+from ._checks import as_data, check_int, check_positive
+from .inference import data_plate, pyro_method
 
-__all__ = ["Gaussian", "GaussianParams", "mle"]
+__all__ = [
+    "BayesianGaussian",
+    "Gaussian",
+    "GaussianParams",
+    "NormalGammaParams",
+    "log_evidence",
+    "marginal_mu",
+    "marginal_precision",
+    "mle",
+    "normal_gamma_posterior",
+    "posterior_predictive",
+]
 
 
 class GaussianParams(NamedTuple):
@@ -86,10 +149,12 @@ def mle(x: object) -> GaussianParams:
 class Gaussian(PyroModule):
     r"""A Gaussian density as a Pyro model; with the empty guide, SVI is maximum likelihood.
 
-    ``loc`` and ``scale_tril`` (the Cholesky factor of :math:`\Sigma`, or the standard
-    deviation :math:`\sigma` when ``event_dim=0``) are ``PyroParam`` attributes; replacing
-    one by a ``PyroSample`` with a prior turns the model Bayesian without touching
-    :meth:`model`.
+    ``loc`` and ``scale_tril`` (the Cholesky factor of :math:`\Sigma`), or ``loc`` and
+    ``scale`` (the standard deviation :math:`\sigma`) when ``event_dim=0``, are
+    ``PyroParam`` attributes; replacing one by a ``PyroSample`` with a prior (e.g.
+    ``g.loc = PyroSample(dist.Normal(0.0, 10.0))``) turns the model Bayesian without
+    touching :meth:`model`: the attribute becomes a sample site of that name.
+    :class:`BayesianGaussian` is the conjugate case, with sites ``"mu"`` and ``"lambda"``.
 
     Parameters
     ----------
@@ -131,6 +196,7 @@ class Gaussian(PyroModule):
             raise ValueError(f"x must have {self.data_dim} columns (data_dim); got {x.shape[1]}")
         return (x,)
 
+    @pyro_method
     def model(self, x: torch.Tensor | None = None, n: int | None = None) -> torch.Tensor:
         r"""Observe ``x`` at ``"obs"`` under :math:`\mathcal{N}(\mu, \Sigma)` in plate ``"data"``.
 
@@ -156,3 +222,322 @@ class Gaussian(PyroModule):
                 L = self.scale_tril
                 return GaussianParams(self.loc.detach().clone(), L @ L.T)
             return GaussianParams(self.loc.detach().clone(), self.scale.detach() ** 2)
+
+
+class NormalGammaParams(NamedTuple):
+    r"""A Normal-Gamma distribution over :math:`(\mu, \lambda)`:
+    :math:`\lambda \sim \mathrm{Gam}(a, b)` (``b`` is the rate),
+    :math:`\mu \mid \lambda \sim \mathcal{N}(\mu, (\kappa\lambda)^{-1})`.
+
+    Used both for the prior (:math:`\mu_0, \kappa_0, a_0, b_0`) and for the posterior
+    (:math:`\mu_N, \kappa_N, a_N, b_N`). Fields are 0-d tensors (or numbers, for a prior).
+    """
+
+    mu: torch.Tensor
+    kappa: torch.Tensor
+    a: torch.Tensor
+    b: torch.Tensor
+
+
+def _as_normal_gamma(p: object, name: str, dtype: torch.dtype | None = None) -> NormalGammaParams:
+    """Check a Normal-Gamma parameter set (finite ``mu``; positive ``kappa``, ``a``, ``b``)."""
+    if not isinstance(p, tuple) or len(p) != 4:
+        raise TypeError(
+            f"{name} must be a NormalGammaParams(mu, kappa, a, b); got {type(p).__name__}"
+        )
+    p = NormalGammaParams(*p)
+    fields = {}
+    for field, value in zip(NormalGammaParams._fields, p, strict=True):
+        label = f"{name}.{field}"
+        if isinstance(value, bool):
+            raise TypeError(f"{label} must be a real number; got {value!r}")
+        if field == "mu":
+            if not isinstance(value, (torch.Tensor, float, int)) and not hasattr(
+                value, "__float__"
+            ):
+                raise TypeError(f"{label} must be a real number; got {type(value).__name__}")
+            t = torch.as_tensor(value)
+            if t.ndim == 0 and not bool(torch.isfinite(t)):
+                raise ValueError(f"{label} must be finite; got {t.item()!r}")
+        else:
+            t = torch.as_tensor(check_positive(value, label))
+        if t.ndim != 0:
+            raise ValueError(f"{label} must be a scalar; got shape {tuple(t.shape)}")
+        if t.is_complex():
+            raise TypeError(f"{label} must be a real number; got {t.dtype}")
+        if dtype is not None:
+            t = t.to(dtype)
+        elif not t.is_floating_point():
+            t = t.to(torch.get_default_dtype())
+        fields[field] = t
+    common = dtype or torch.promote_types(
+        torch.promote_types(fields["mu"].dtype, fields["kappa"].dtype),
+        torch.promote_types(fields["a"].dtype, fields["b"].dtype),
+    )
+    return NormalGammaParams(**{k: v.to(common) for k, v in fields.items()})
+
+
+def normal_gamma_posterior(x: object, prior: NormalGammaParams) -> NormalGammaParams:
+    r"""The Normal-Gamma posterior of :math:`(\mu, \lambda)` given univariate data.
+
+    .. math::
+
+        \kappa_N = \kappa_0 + N, \quad
+        \mu_N = \frac{\kappa_0 \mu_0 + N \bar x}{\kappa_N}, \quad
+        a_N = a_0 + \frac N2, \quad
+        b_N = b_0 + \frac12 \sum_n (x_n - \bar x)^2
+              + \frac{\kappa_0 N (\bar x - \mu_0)^2}{2 \kappa_N}.
+
+    Parameters
+    ----------
+    x : array_like, shape (N,)
+        Data, :math:`N \ge 1`, finite. Floating inputs keep their dtype.
+    prior : NormalGammaParams
+        :math:`(\mu_0, \kappa_0, a_0, b_0)`; ``kappa``, ``a`` and ``b`` positive.
+
+    Returns
+    -------
+    NormalGammaParams
+        :math:`(\mu_N, \kappa_N, a_N, b_N)`, 0-d tensors in the dtype of ``x``.
+
+    References
+    ----------
+    PRML 2.3.6 (exercise 2.44); Murphy (2007), eq. 86-89.
+
+    Examples
+    --------
+    >>> prior = NormalGammaParams(mu=0.0, kappa=1.0, a=1.0, b=1.0)
+    >>> post = normal_gamma_posterior(torch.tensor([1.0, 2.0, 3.0]), prior)
+    >>> [round(float(v), 4) for v in post]
+    [1.5, 4.0, 2.5, 3.5]
+    """
+    x = as_data(x, "x", ndim=1, min_rows=1)
+    mu0, kappa0, a0, b0 = _as_normal_gamma(prior, "prior", dtype=x.dtype)
+    mu0, kappa0, a0, b0 = (t.to(x.device) for t in (mu0, kappa0, a0, b0))
+    n = x.shape[0]
+    xbar = x.mean()
+    ss = ((x - xbar) ** 2).sum()
+    kappa_n = kappa0 + n
+    mu_n = (kappa0 * mu0 + n * xbar) / kappa_n
+    a_n = a0 + n / 2
+    b_n = b0 + ss / 2 + kappa0 * n * (xbar - mu0) ** 2 / (2 * kappa_n)
+    return NormalGammaParams(mu_n, kappa_n, a_n, b_n)
+
+
+def log_evidence(x: object, prior: NormalGammaParams) -> torch.Tensor:
+    r"""The log marginal likelihood :math:`\ln p(X)` under the Normal-Gamma prior.
+
+    .. math::
+
+        \ln p(X) = \ln\Gamma(a_N) - \ln\Gamma(a_0) + a_0 \ln b_0 - a_N \ln b_N
+            + \tfrac12 (\ln\kappa_0 - \ln\kappa_N) - \tfrac N2 \ln 2\pi.
+
+    Parameters
+    ----------
+    x : array_like, shape (N,)
+        Data, :math:`N \ge 1`.
+    prior : NormalGammaParams
+        :math:`(\mu_0, \kappa_0, a_0, b_0)`.
+
+    Returns
+    -------
+    torch.Tensor
+        0-d, in the dtype of ``x``.
+
+    Examples
+    --------
+    For one point the evidence is the prior predictive density:
+
+    >>> prior = NormalGammaParams(0.0, 1.0, 2.0, 3.0)
+    >>> x = torch.tensor([0.7], dtype=torch.float64)
+    >>> bool(torch.isclose(log_evidence(x, prior), posterior_predictive(prior).log_prob(x[0])))
+    True
+    """
+    x = as_data(x, "x", ndim=1, min_rows=1)
+    p0 = _as_normal_gamma(prior, "prior", dtype=x.dtype)
+    pn = normal_gamma_posterior(x, p0)
+    return (
+        torch.lgamma(pn.a)
+        - torch.lgamma(p0.a)
+        + p0.a * torch.log(p0.b)
+        - pn.a * torch.log(pn.b)
+        + 0.5 * (torch.log(p0.kappa) - torch.log(pn.kappa))
+        - 0.5 * x.shape[0] * math.log(2 * math.pi)
+    )
+
+
+def posterior_predictive(posterior: NormalGammaParams) -> dist.StudentT:
+    r"""The predictive density of a new point: a Student-t.
+
+    .. math::
+
+        p(x_\ast) = \int\!\!\int \mathcal{N}(x_\ast \mid \mu, \lambda^{-1})\,
+            \mathrm{NG}(\mu, \lambda \mid \mu_N, \kappa_N, a_N, b_N)\, d\mu\, d\lambda
+        = \mathrm{St}\Big(x_\ast \,\Big|\, 2a_N,\ \mu_N,\
+            \frac{b_N (\kappa_N + 1)}{a_N \kappa_N}\Big).
+
+    Parameters
+    ----------
+    posterior : NormalGammaParams
+        Usually the output of :func:`normal_gamma_posterior`; the prior gives the prior
+        predictive.
+
+    Returns
+    -------
+    pyro.distributions.StudentT
+        ``df = 2a``, ``loc = mu``, ``scale = sqrt(b (kappa + 1) / (a kappa))``.
+
+    Examples
+    --------
+    >>> t = posterior_predictive(NormalGammaParams(1.5, 4.0, 2.5, 3.5))
+    >>> float(t.df), round(float(t.scale**2), 4)
+    (5.0, 1.75)
+    """
+    mu, kappa, a, b = _as_normal_gamma(posterior, "posterior")
+    return dist.StudentT(2 * a, mu, torch.sqrt(b * (kappa + 1) / (a * kappa)))
+
+
+def marginal_mu(posterior: NormalGammaParams) -> dist.StudentT:
+    r"""The marginal of :math:`\mu`: :math:`\mathrm{St}(2a, \mu, b / (a\kappa))`
+    (third argument: the squared scale).
+
+    Parameters
+    ----------
+    posterior : NormalGammaParams
+        A Normal-Gamma distribution (prior or posterior).
+
+    Returns
+    -------
+    pyro.distributions.StudentT
+        ``df = 2a``, ``loc = mu``, ``scale = sqrt(b / (a kappa))``; its mean is ``mu`` for
+        ``a > 1/2`` and its variance ``b / (kappa (a - 1))`` for ``a > 1``.
+
+    Examples
+    --------
+    >>> round(float(marginal_mu(NormalGammaParams(0.0, 2.0, 3.0, 6.0)).variance), 4)
+    1.5
+    """
+    mu, kappa, a, b = _as_normal_gamma(posterior, "posterior")
+    return dist.StudentT(2 * a, mu, torch.sqrt(b / (a * kappa)))
+
+
+def marginal_precision(posterior: NormalGammaParams) -> dist.Gamma:
+    r"""The marginal of the precision :math:`\lambda`: :math:`\mathrm{Gam}(a, b)` (rate
+    ``b``), with mean :math:`a/b` and variance :math:`a/b^2`.
+
+    Parameters
+    ----------
+    posterior : NormalGammaParams
+        A Normal-Gamma distribution (prior or posterior).
+
+    Returns
+    -------
+    pyro.distributions.Gamma
+        ``concentration = a``, ``rate = b``.
+
+    Examples
+    --------
+    >>> float(marginal_precision(NormalGammaParams(0.0, 2.0, 3.0, 6.0)).mean)
+    0.5
+    """
+    _, _, a, b = _as_normal_gamma(posterior, "posterior")
+    return dist.Gamma(a, b)
+
+
+def _precision_prior(self: BayesianGaussian) -> dist.Gamma:
+    return dist.Gamma(self.a0, self.b0)
+
+
+def _mean_prior(self: BayesianGaussian) -> dist.Normal:
+    return dist.Normal(self.mu0, torch.rsqrt(self.kappa0 * getattr(self, "lambda")))
+
+
+class BayesianGaussian(PyroModule):
+    r"""The univariate Gaussian with a Normal-Gamma prior on its mean and precision.
+
+    .. math::
+
+        \lambda \sim \mathrm{Gam}(a_0, b_0), \quad
+        \mu \mid \lambda \sim \mathcal{N}(\mu_0, (\kappa_0\lambda)^{-1}), \quad
+        x_n \mid \mu, \lambda \sim \mathcal{N}(\mu, \lambda^{-1}).
+
+    ``"lambda"`` and ``"mu"`` are ``PyroSample`` attributes (the site names; ``lambda`` is
+    a Python keyword, so read it as :attr:`precision` or ``getattr(m, "lambda")``). The
+    model runs under :func:`~ppl_models.inference.run_nuts`, and under
+    :func:`~ppl_models.inference.fit_svi` with any guide: an autoguide
+    (``AutoNormal(m.model)``, ``AutoMultivariateNormal(m.model)``) or the module's own
+    :meth:`guide`, a Normal-Gamma :math:`q(\mu, \lambda)`. That family holds the exact
+    posterior, so SVI with it can reach :func:`normal_gamma_posterior` exactly, and its
+    ELBO the :func:`log_evidence`.
+
+    Parameters
+    ----------
+    prior : NormalGammaParams
+        :math:`(\mu_0, \kappa_0, a_0, b_0)`; ``kappa``, ``a``, ``b`` positive. Stored as
+        buffers (they follow ``.to()``).
+
+    Examples
+    --------
+    >>> from pyro import poutine
+    >>> m = BayesianGaussian(NormalGammaParams(mu=0.0, kappa=1.0, a=2.0, b=2.0))
+    >>> trace = poutine.trace(m.model).get_trace(torch.randn(5))
+    >>> trace.stochastic_nodes, trace.observation_nodes  # "data" is the plate
+    (['lambda', 'mu', 'data'], ['obs'])
+    """
+
+    def __init__(self, prior: NormalGammaParams):
+        super().__init__()
+        p = _as_normal_gamma(prior, "prior")
+        self.register_buffer("mu0", p.mu.clone())
+        self.register_buffer("kappa0", p.kappa.clone())
+        self.register_buffer("a0", p.a.clone())
+        self.register_buffer("b0", p.b.clone())
+        setattr(self, "lambda", PyroSample(_precision_prior))
+        self.mu = PyroSample(_mean_prior)
+        # The guide's Normal-Gamma q starts at the prior.
+        self.mu_q = PyroParam(p.mu.clone())
+        self.kappa_q = PyroParam(p.kappa.clone(), constraint=constraints.positive)
+        self.a_q = PyroParam(p.a.clone(), constraint=constraints.positive)
+        self.b_q = PyroParam(p.b.clone(), constraint=constraints.positive)
+
+    @property
+    def precision(self) -> torch.Tensor:
+        r"""The ``"lambda"`` site (:math:`\lambda`): a sample inside :meth:`model`."""
+        return getattr(self, "lambda")
+
+    def validate_data(self, x: object) -> tuple[torch.Tensor]:
+        """Check ``x`` (called by :func:`~ppl_models.inference.fit_svi` and ``run_nuts``)."""
+        return (as_data(x, "x", ndim=1, min_rows=1),)
+
+    @pyro_method
+    def model(self, x: torch.Tensor | None = None, n: int | None = None) -> torch.Tensor:
+        r"""Sample ``"lambda"`` and ``"mu"``, then observe ``x`` at ``"obs"`` in plate
+        ``"data"``. With ``x=None``, draws ``n`` new points."""
+        if x is None and n is None:
+            raise ValueError("model needs the data x or the number of draws n")
+        size = x.shape[0] if x is not None else n
+        lam = self.precision
+        mu = self.mu
+        with data_plate(size):
+            return pyro.sample("obs", dist.Normal(mu, torch.rsqrt(lam)), obs=x)
+
+    def guide(self, x: torch.Tensor | None = None, n: int | None = None) -> None:
+        r"""The Normal-Gamma guide :math:`q(\lambda) = \mathrm{Gam}(a_q, b_q)`,
+        :math:`q(\mu \mid \lambda) = \mathcal{N}(\mu_q, (\kappa_q\lambda)^{-1})`, both
+        reparameterised."""
+        lam = pyro.sample("lambda", dist.Gamma(self.a_q, self.b_q))
+        pyro.sample("mu", dist.Normal(self.mu_q, torch.rsqrt(self.kappa_q * lam)))
+
+    def params(self) -> NormalGammaParams:
+        """The guide's current Normal-Gamma :math:`q` (detached)."""
+        with torch.no_grad():
+            return NormalGammaParams(
+                self.mu_q.detach().clone(),
+                self.kappa_q.detach().clone(),
+                self.a_q.detach().clone(),
+                self.b_q.detach().clone(),
+            )
+
+    def prior(self) -> NormalGammaParams:
+        """The prior :math:`(\\mu_0, \\kappa_0, a_0, b_0)`."""
+        return NormalGammaParams(self.mu0, self.kappa0, self.a0, self.b0)

@@ -76,6 +76,7 @@ def pyro_method(fn: _F) -> _F:
 
     return wrapped  # type: ignore[return-value]
 
+
 # (full data size, indices of the current minibatch) while fit_svi draws minibatches.
 _MINIBATCH: contextvars.ContextVar[tuple[int, torch.Tensor] | None] = contextvars.ContextVar(
     "ppl_models_minibatch", default=None
@@ -419,6 +420,8 @@ def fit_svi(
     if not params:
         raise ValueError("module (and guide) have no parameters to fit")
     optim = _make_optimizer(optimizer, params, lr)
+    # A callable may build an L-BFGS too; its step() needs the closure.
+    is_lbfgs = is_lbfgs or isinstance(optim, torch.optim.LBFGS)
 
     losses: list[float] = []
     start_step = 0

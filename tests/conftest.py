@@ -8,6 +8,9 @@ import pytest
 
 os.environ.setdefault("PPL_MODELS_SMOKE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Alternating torch and numpy/scipy calls on 2 cores: busy-waiting OpenMP threads make them
+# several times slower (REFERENCES.md, "Thread pools"). Must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:  # the ArviZ-only job (Python 3.12) runs without torch and Pyro
     import pyro
@@ -29,3 +32,16 @@ def _pyro_state():
     yield
     torch.set_default_dtype(dtype)
     pyro.clear_param_store()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    # The suite's models are small: per-step cost is Python and dispatch overhead, which a
+    # second intra-op thread only adds to (5-8x slower SVI measured on a loaded 2-core box).
+    if torch is None:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -21,7 +21,7 @@ from ._section import Agreement, Section
 __all__ = ["TOPICS", "Agreement", "Section", "run_tour"]
 
 # The line of thought (DESIGN.md); a topic appears here once its section exists.
-TOPICS: tuple[str, ...] = ()
+TOPICS: tuple[str, ...] = ("gaussian", "regression", "logistic", "workflow")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -99,9 +99,10 @@ def run_tour(
 
     parts = [
         "# ppl_models tour\n",
-        f"{'Quick mode. ' if quick else ''}{len(sections)} topics in {total:.1f} s. Each topic fits "
-        "its Pyro model and sets the result beside the closed-form or classical solution; "
-        "the tables give the distance and the tolerance the test suite holds it to.\n",
+        f"{'Quick mode. ' if quick else ''}{len(sections)} topics in {total:.1f} s. "
+        "Each topic fits its Pyro model and sets the result beside the closed-form or "
+        "classical solution; the tables give the distance and the tolerance the test suite "
+        "holds it to.\n",
     ]
     all_rows = []
     for s in sections:

@@ -1,0 +1,314 @@
+r"""One path into ArviZ for both of its generations, with numpy arrays only (no torch).
+
+ArviZ 0.x (``arviz<1``) builds :class:`arviz.InferenceData` with
+``az.from_dict(posterior=..., log_likelihood=..., ...)``; ArviZ 1.x builds an
+:class:`xarray.DataTree` with ``az.from_dict({"posterior": ..., ...})`` and has no Pyro
+converter. :func:`from_arrays` takes the groups as dictionaries of numpy arrays and calls
+whichever ``from_dict`` is installed, so the library builds one dictionary for both.
+The wrappers :func:`summary`, :func:`rhat` and :func:`loo` smooth over the differences in
+call conventions and results (column names, rounding, attribute names of the LOO result).
+
+Every array of a sampled group (``posterior``, ``posterior_predictive``,
+``log_likelihood``, ``sample_stats``) has the leading dimensions ``(chain, draw)``;
+``observed_data`` has none. ``dims`` names the remaining dimensions of a variable; the
+library always names all of them, because the two generations name unnamed dimensions
+differently (``obs_dim_1`` in 0.x, ``obs_dim_0`` in 1.x for the same axis).
+
+PSIS-LOO (Vehtari, Gelman & Gabry 2017) estimates the expected log pointwise predictive
+density
+
+.. math::
+
+    \mathrm{elpd}_{\mathrm{loo}} = \sum_{n=1}^N \log p(x_n \mid x_{-n}),
+    \qquad p(x_n \mid x_{-n}) = \int p(x_n \mid \theta)\, p(\theta \mid x_{-n})\, d\theta,
+
+from the ``log_likelihood`` group, :math:`\log p(x_n \mid \theta_s)` for posterior draws
+:math:`\theta_s`, by Pareto-smoothed importance sampling with weights
+:math:`1 / p(x_n \mid \theta_s)`.
+
+References
+----------
+A. Vehtari, A. Gelman, J. Gabry, "Practical Bayesian model evaluation using leave-one-out
+cross-validation and WAIC", *Statistics and Computing* 27 (2017).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "SAMPLE_GROUPS",
+    "LooResult",
+    "arviz_major",
+    "from_arrays",
+    "get_group",
+    "group_names",
+    "loo",
+    "rhat",
+    "summary",
+]
+
+#: Groups whose arrays start with the dimensions ``(chain, draw)``.
+SAMPLE_GROUPS = ("posterior", "posterior_predictive", "log_likelihood", "sample_stats")
+
+# The columns both generations' summaries report (their interval columns differ: HDI
+# "hdi_3%" in 0.x, ETI "eti89_lb" in 1.x).
+_SUMMARY_COLUMNS = ["mean", "sd", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"]
+
+
+def _az() -> Any:
+    import arviz
+
+    return arviz
+
+
+def arviz_major() -> int:
+    """The major version of the installed ArviZ (0 or 1).
+
+    >>> arviz_major() in (0, 1)
+    True
+    """
+    return int(_az().__version__.split(".")[0])
+
+
+def _as_array(value: Any, where: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise TypeError(f"{where} must hold real numbers; got an array of dtype {arr.dtype}")
+    return arr
+
+
+def _check_group(
+    name: str, group: Mapping[str, Any] | None, shape: tuple[int, int] | None
+) -> tuple[dict[str, np.ndarray] | None, tuple[int, int] | None]:
+    if group is None:
+        return None, shape
+    if not isinstance(group, Mapping):
+        raise TypeError(
+            f"{name} must be a dict from variable names to arrays; got {type(group).__name__}"
+        )
+    out = {}
+    for var, value in group.items():
+        if not isinstance(var, str):
+            raise TypeError(f"{name} must have str keys (variable names); got {var!r}")
+        arr = _as_array(value, f"{name}[{var!r}]")
+        if name in SAMPLE_GROUPS:
+            if arr.ndim < 2:
+                raise ValueError(
+                    f"{name}[{var!r}] must have leading dimensions (chain, draw); got shape "
+                    f"{arr.shape}"
+                )
+            if shape is None:
+                shape = arr.shape[:2]
+            elif arr.shape[:2] != shape:
+                raise ValueError(
+                    f"{name}[{var!r}] must have (chain, draw) = {shape} like the other "
+                    f"groups; got shape {arr.shape}"
+                )
+        out[var] = arr
+    return out, shape
+
+
+def from_arrays(
+    posterior: Mapping[str, Any],
+    posterior_predictive: Mapping[str, Any] | None = None,
+    log_likelihood: Mapping[str, Any] | None = None,
+    observed_data: Mapping[str, Any] | None = None,
+    sample_stats: Mapping[str, Any] | None = None,
+    dims: Mapping[str, Sequence[str]] | None = None,
+    coords: Mapping[str, Any] | None = None,
+) -> Any:
+    """Build ArviZ data from dictionaries of numpy arrays, in either ArviZ generation.
+
+    Parameters
+    ----------
+    posterior : dict of str to array_like, each ``(chain, draw, ...)``
+        Posterior draws per variable.
+    posterior_predictive : dict of str to array_like, each ``(chain, draw, ...)``, optional
+        Draws of the observed variables given each posterior draw.
+    log_likelihood : dict of str to array_like, each ``(chain, draw, ...)``, optional
+        Pointwise log-likelihood :math:`\\log p(x_n \\mid \\theta_s)` per observed variable.
+    observed_data : dict of str to array_like, optional
+        The observed values (no chain/draw dimensions).
+    sample_stats : dict of str to array_like, each ``(chain, draw)``, optional
+        Sampler statistics (e.g. ``"diverging"``).
+    dims : dict of str to list of str, optional
+        Names of each variable's dimensions after ``(chain, draw)``; applies to a variable
+        of that name in every group.
+    coords : dict of str to array_like, optional
+        Coordinate values of named dimensions.
+
+    Returns
+    -------
+    arviz.InferenceData or xarray.DataTree
+        ``InferenceData`` with ArviZ 0.x, ``DataTree`` with ArviZ 1.x; read groups from
+        either with :func:`get_group`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> data = from_arrays({"mu": rng.normal(size=(2, 100))},
+    ...                    observed_data={"obs": np.zeros(5)}, dims={"obs": ["data"]})
+    >>> group_names(data)
+    ['posterior', 'observed_data']
+    >>> dict(get_group(data, "posterior").sizes)
+    {'chain': 2, 'draw': 100}
+    """
+    if posterior is None or (isinstance(posterior, Mapping) and not posterior):
+        raise ValueError("posterior must be a non-empty dict from variable names to arrays")
+    groups: dict[str, dict[str, np.ndarray]] = {}
+    shape = None
+    for name, group in [
+        ("posterior", posterior),
+        ("posterior_predictive", posterior_predictive),
+        ("log_likelihood", log_likelihood),
+        ("sample_stats", sample_stats),
+        ("observed_data", observed_data),
+    ]:
+        checked, shape = _check_group(name, group, shape)
+        if checked:
+            groups[name] = checked
+    dims = None if dims is None else {k: list(v) for k, v in dims.items()}
+    coords = None if coords is None else dict(coords)
+    az = _az()
+    if arviz_major() >= 1:
+        return az.from_dict(groups, dims=dims, coords=coords)
+    return az.from_dict(**groups, dims=dims, coords=coords)
+
+
+def group_names(data: Any) -> list[str]:
+    """The names of the groups of ``data`` (InferenceData or DataTree), in order."""
+    if hasattr(data, "groups") and callable(data.groups) and not hasattr(data, "children"):
+        return list(data.groups())
+    return list(data.children)
+
+
+def get_group(data: Any, name: str) -> Any:
+    """Group ``name`` of ``data`` as an :class:`xarray.Dataset`, in either generation.
+
+    Raises
+    ------
+    KeyError
+        If ``data`` has no such group (the message lists the groups it has).
+    """
+    names = group_names(data)
+    if name not in names:
+        raise KeyError(f"the data has no group {name!r}; it has {names}")
+    group = data[name]
+    return group.to_dataset() if hasattr(group, "to_dataset") else group
+
+
+def summary(data: Any, var_names: Sequence[str] | None = None) -> Any:
+    """Posterior summary with unrounded numbers and the columns both generations share.
+
+    Parameters
+    ----------
+    data : InferenceData or DataTree
+        With a ``posterior`` group.
+    var_names : list of str, optional
+        Variables to summarise (all by default).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per scalar component (``"mu"``, ``"w[0]"``, ...) and the float columns
+        ``mean, sd, mcse_mean, mcse_sd, ess_bulk, ess_tail, r_hat`` (rank-normalised split
+        R-hat, Vehtari et al. 2021).
+    """
+    var_names = None if var_names is None else list(var_names)
+    table = _az().summary(data, var_names=var_names, kind="all", round_to="none")
+    import pandas as pd
+
+    return pd.DataFrame(
+        table[_SUMMARY_COLUMNS].to_numpy(dtype=float),
+        index=list(table.index),
+        columns=_SUMMARY_COLUMNS,
+    )
+
+
+def rhat(data: Any, var_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Rank-normalised split R-hat of each posterior variable, as numpy arrays.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Variable name to R-hat, of the variable's shape without ``(chain, draw)``.
+    """
+    var_names = None if var_names is None else list(var_names)
+    result = _az().rhat(data, var_names=var_names)
+    if hasattr(result, "to_dataset"):  # 1.x returns a DataTree node
+        result = result.to_dataset()
+    return {str(k): np.asarray(v.values) for k, v in result.data_vars.items()}
+
+
+class LooResult(NamedTuple):
+    """PSIS-LOO estimate, the same fields in both ArviZ generations.
+
+    Attributes
+    ----------
+    elpd : float
+        Estimated expected log pointwise predictive density (sum over observations).
+    se : float
+        Its standard error.
+    p : float
+        Effective number of parameters, ``lppd - elpd``.
+    elpd_i : numpy.ndarray
+        Pointwise contributions, shape of the observations.
+    pareto_k : numpy.ndarray
+        Pareto shape estimates per observation; above 0.7 the estimate is unreliable.
+    n_samples, n_data_points : int
+        Posterior draws and observations used.
+    warning : bool
+        Whether ArviZ flagged the estimate (some ``pareto_k`` too high).
+    """
+
+    elpd: float
+    se: float
+    p: float
+    elpd_i: np.ndarray
+    pareto_k: np.ndarray
+    n_samples: int
+    n_data_points: int
+    warning: bool
+
+
+def loo(data: Any, var_name: str | None = None, quiet: bool = False) -> LooResult:
+    """PSIS-LOO from the ``log_likelihood`` group, in either ArviZ generation.
+
+    Parameters
+    ----------
+    data : InferenceData or DataTree
+        With ``posterior`` and ``log_likelihood`` groups.
+    var_name : str, optional
+        The observed variable to score; required when the log-likelihood group has more than
+        one.
+    quiet : bool
+        Silence ArviZ's warning about high Pareto k (the result's ``warning`` still says so).
+
+    Returns
+    -------
+    LooResult
+    """
+    az = _az()
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.filterwarnings("ignore", message=".*Pareto distribution.*")
+        result = az.loo(data, var_name=var_name, pointwise=True)
+    if arviz_major() >= 1:
+        elpd, p, elpd_i = result.elpd, result.p, result.elpd_i
+    else:
+        elpd, p, elpd_i = result.elpd_loo, result.p_loo, result.loo_i
+    return LooResult(
+        elpd=float(elpd),
+        se=float(result.se),
+        p=float(p),
+        elpd_i=np.asarray(getattr(elpd_i, "values", elpd_i), dtype=float),
+        pareto_k=np.asarray(getattr(result.pareto_k, "values", result.pareto_k), dtype=float),
+        n_samples=int(result.n_samples),
+        n_data_points=int(result.n_data_points),
+        warning=bool(result.warning),
+    )

@@ -1,0 +1,393 @@
+"""The ArviZ bridge (ppl_models.workflow) on conjugate models with closed-form posteriors.
+
+The main model is the library's Gaussian with a prior on its mean and a known standard
+deviation (the "add a prior" pattern: ``loc`` becomes a PyroSample),
+
+    mu ~ N(0, tau^2),  x_n | mu ~ N(mu, sigma^2),  tau = 10, sigma = 2,
+
+whose posterior is N(m_N, s_N^2) with 1/s_N^2 = 1/tau^2 + N/sigma^2, m_N = s_N^2 sum(x)/sigma^2
+(PRML 2.141-2.142), and whose leave-one-out predictive is
+p(x_n | x_-n) = N(x_n | m_-n, sigma^2 + s_-n^2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import pytest
+import scipy.stats as st
+import torch
+from pyro.infer.autoguide import AutoNormal
+from pyro.nn import PyroModule, PyroSample
+
+from ppl_models import _arviz
+from ppl_models.gaussian import Gaussian
+from ppl_models.inference import data_plate, fit_svi, pyro_method, run_nuts
+from ppl_models.workflow import get_group, loo, summary, to_inference_data
+
+N = 20
+SIGMA = 2.0
+TAU = 10.0
+F64 = torch.float64
+
+
+def _data() -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(N, dtype=F64, generator=g) * SIGMA + 1.0
+
+
+def _posterior(x: np.ndarray) -> tuple[float, float]:
+    prec = 1 / TAU**2 + len(x) / SIGMA**2
+    return float(x.sum() / SIGMA**2 / prec), float(prec**-0.5)
+
+
+def _exact_loo(x: np.ndarray) -> np.ndarray:
+    out = np.empty(len(x))
+    for n in range(len(x)):
+        m, s = _posterior(np.delete(x, n))
+        out[n] = st.norm.logpdf(x[n], m, np.sqrt(SIGMA**2 + s**2))
+    return out
+
+
+def _gaussian_with_prior() -> Gaussian:
+    g = Gaussian(event_dim=0)
+    g.loc = PyroSample(dist.Normal(torch.tensor(0.0, dtype=F64), TAU))
+    # Known variance: a fixed buffer instead of the learnable PyroParam.
+    del g.scale
+    g.register_buffer("scale", torch.tensor(SIGMA, dtype=F64))
+    return g
+
+
+@pytest.fixture(scope="module")
+def nuts_run():
+    x = _data()
+    g = _gaussian_with_prior()
+    mcmc = run_nuts(g, x, num_samples=500, warmup_steps=150, num_chains=2, seed=0, progress=False)
+    return x, mcmc, to_inference_data(mcmc)
+
+
+@pytest.fixture(scope="module")
+def svi_run():
+    x = _data()
+    g = _gaussian_with_prior()
+    guide = AutoNormal(g.model)
+    fit_svi(
+        g,
+        x,
+        guide=guide,
+        loss="meanfield",
+        num_particles=64,
+        num_steps=400,
+        lr=0.1,
+        seed=0,
+        tol=0,
+        progress=False,
+    )
+    data = to_inference_data(g, x, guide=guide, num_chains=4, num_samples=500, seed=0)
+    return x, g, guide, data
+
+
+def _psis_tolerance(ll: np.ndarray, ess: float) -> float:
+    """4 x a conservative Monte-Carlo standard error of an importance-sampling LOO sum.
+
+    For observation n the estimate is -log mean_s r_sn with r_sn = 1/p(x_n | theta_s); by the
+    delta method its standard error is sd_s(r_sn) / (sqrt(ess) mean_s(r_sn)). The errors of
+    different n share the draws, so their standard errors are added (perfect correlation),
+    an upper bound.
+    """
+    r = np.exp(-(ll - ll.max(axis=0)))
+    se = r.std(axis=0) / (np.sqrt(ess) * r.mean(axis=0))
+    return 4 * float(se.sum())
+
+
+# ---- MCMC -------------------------------------------------------------------------------
+
+
+def test_mcmc_groups_shapes_and_dims(nuts_run):
+    x, _, data = nuts_run
+    assert _arviz.group_names(data)[:5] == [
+        "posterior",
+        "posterior_predictive",
+        "log_likelihood",
+        "sample_stats",
+        "observed_data",
+    ]
+    post = get_group(data, "posterior")
+    assert list(post.data_vars) == ["loc"]  # the known scale is no latent site
+    assert post["loc"].dims == ("chain", "draw")
+    assert post["loc"].shape == (2, 500)
+    for group in ("posterior_predictive", "log_likelihood"):
+        obs = get_group(data, group)["obs"]
+        assert obs.dims == ("chain", "draw", "data")
+        assert obs.shape == (2, 500, N)
+    assert get_group(data, "sample_stats")["diverging"].shape == (2, 500)
+    observed = get_group(data, "observed_data")["obs"]
+    assert observed.dims == ("data",)
+    np.testing.assert_array_equal(observed.values, x.numpy())
+
+
+def test_mcmc_posterior_matches_run_and_rhat(nuts_run):
+    _, mcmc, data = nuts_run
+    np.testing.assert_array_equal(
+        get_group(data, "posterior")["loc"].values,
+        mcmc.get_samples(group_by_chain=True)["loc"].numpy(),
+    )
+    table = summary(data)
+    assert (table["r_hat"] <= 1.01).all(), table
+
+
+def test_mcmc_posterior_matches_closed_form(nuts_run):
+    x, _, data = nuts_run
+    m, s = _posterior(x.numpy())
+    table = summary(data)
+    # MC bound: the NUTS mean is within 4 of its Monte-Carlo standard errors (mcse_mean,
+    # from the effective sample size) of the exact posterior mean.
+    assert abs(table.loc["loc", "mean"] - m) < 4 * table.loc["loc", "mcse_mean"]
+    # The sample sd of n_eff ~ 500 roughly independent draws has relative standard error
+    # about 1/sqrt(2 n_eff) ~ 0.03; 0.15 is 4-5 of them.
+    assert abs(table.loc["loc", "sd"] / s - 1) < 0.15
+
+
+def test_mcmc_log_likelihood_equals_scipy(nuts_run):
+    x, _, data = nuts_run
+    mu = get_group(data, "posterior")["loc"].values
+    ll = get_group(data, "log_likelihood")["obs"].values
+    expected = st.norm.logpdf(x.numpy(), mu[..., None], SIGMA)
+    np.testing.assert_allclose(ll, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_mcmc_posterior_predictive_moments(nuts_run):
+    _, _, data = nuts_run
+    mu = get_group(data, "posterior")["loc"].values
+    pp = get_group(data, "posterior_predictive")["obs"].values
+    # Given each draw, the predictive draws are independent N(mu_s, sigma^2): the
+    # residuals' mean and variance are within 4 standard errors (sigma / sqrt(n) and
+    # sigma^2 sqrt(2 / (n - 1))) of 0 and sigma^2.
+    resid = (pp - mu[..., None]).ravel()
+    n = resid.size
+    assert abs(resid.mean()) < 4 * SIGMA / np.sqrt(n)
+    assert abs(resid.var(ddof=1) - SIGMA**2) < 4 * SIGMA**2 * np.sqrt(2 / (n - 1))
+
+
+def test_mcmc_loo_matches_exact_loo(nuts_run):
+    x, _, data = nuts_run
+    result = loo(data)
+    exact = _exact_loo(x.numpy())
+    assert np.isfinite(result.elpd)
+    assert result.n_samples == 1000
+    assert result.n_data_points == N
+    assert (result.pareto_k < 0.7).all()
+    ll = get_group(data, "log_likelihood")["obs"].values.reshape(-1, N)
+    ess = float(summary(data).loc["loc", "ess_bulk"])
+    assert abs(result.elpd - exact.sum()) < _psis_tolerance(ll, ess)
+
+
+def test_run_nuts_data_can_be_given_again(nuts_run):
+    x, mcmc, data = nuts_run
+    again = to_inference_data(mcmc, x.numpy())
+    np.testing.assert_array_equal(
+        get_group(again, "log_likelihood")["obs"].values,
+        get_group(data, "log_likelihood")["obs"].values,
+    )
+
+
+def test_plots_from_inference_data(nuts_run):
+    from ppl_models import plots
+
+    x, _, data = nuts_run
+    fig = plots.plot_ppc(data, num_draws=5)
+    assert len(fig.axes) == 3
+    # The right panel's title holds the predictive p-value of the sd, a probability.
+    p = float(fig.axes[2].get_title().split("p = ")[1])
+    assert 0.0 <= p <= 1.0
+    result = loo(data)
+    fig2 = plots.plot_loo_pointwise(_exact_loo(x.numpy()), {"NUTS": result.elpd_i}, result.pareto_k)
+    assert len(fig2.axes) == 2
+    plots._plt().close("all")
+
+
+# ---- SVI --------------------------------------------------------------------------------
+
+
+def test_svi_guide_matches_closed_form(svi_run):
+    x, _, guide, _ = svi_run
+    m, s = _posterior(x.numpy())
+    # The exact posterior is Gaussian, so AutoNormal's optimum is it. Adam at lr 0.1 on
+    # 64-particle gradients hovers about the optimum; over seeds 0-1 the mean stayed within
+    # 0.07 posterior sd and the scale within 6%: the bounds leave room for that noise.
+    assert abs(guide.locs.loc.item() - m) < 0.25 * s
+    assert abs(guide.scales.loc.item() / s - 1) < 0.15
+
+
+def test_svi_draws_follow_the_guide(svi_run):
+    _, _, guide, data = svi_run
+    loc = get_group(data, "posterior")["loc"]
+    assert loc.shape == (4, 500)
+    q_mean, q_sd = guide.locs.loc.item(), guide.scales.loc.item()
+    draws = loc.values.ravel()
+    # 2000 independent draws from N(q_mean, q_sd^2): 4 standard errors.
+    assert abs(draws.mean() - q_mean) < 4 * q_sd / np.sqrt(draws.size)
+    assert abs(draws.std(ddof=1) / q_sd - 1) < 4 * np.sqrt(1 / (2 * (draws.size - 1)))
+    # Independent draws in 4 chains: R-hat is about 1.
+    assert (summary(data)["r_hat"] <= 1.01).all()
+
+
+def test_svi_log_likelihood_and_predictive(svi_run):
+    x, _, _, data = svi_run
+    mu = get_group(data, "posterior")["loc"].values
+    ll = get_group(data, "log_likelihood")["obs"].values
+    np.testing.assert_allclose(ll, st.norm.logpdf(x.numpy(), mu[..., None], SIGMA), rtol=1e-12)
+    resid = (get_group(data, "posterior_predictive")["obs"].values - mu[..., None]).ravel()
+    assert abs(resid.mean()) < 4 * SIGMA / np.sqrt(resid.size)
+    assert abs(resid.var(ddof=1) - SIGMA**2) < 4 * SIGMA**2 * np.sqrt(2 / (resid.size - 1))
+    np.testing.assert_array_equal(get_group(data, "observed_data")["obs"].values, x.numpy())
+    result = loo(data)
+    exact = _exact_loo(x.numpy())
+    assert abs(result.elpd - exact.sum()) < _psis_tolerance(ll.reshape(-1, N), mu.size) + 0.5
+    # + 0.5 nats: the guide is the exact posterior only up to the optimiser's noise (a 0.25 sd
+    # shift of the mean changes the LOO sum by about N * 0.25^2 s^2 / (2 sigma^2) < 0.01, and a
+    # 15% wider scale by a similar amount), well inside.
+
+
+def test_same_seed_same_draws(svi_run):
+    x, g, guide, data = svi_run
+    again = to_inference_data(g, x, guide=guide, num_chains=4, num_samples=500, seed=0)
+    for group in ("posterior", "posterior_predictive"):
+        a = get_group(data, group)
+        b = get_group(again, group)
+        for k in a.data_vars:
+            np.testing.assert_array_equal(a[k].values, b[k].values)
+
+
+# ---- dict of draws, other model shapes ---------------------------------------------------
+
+
+class _Regression(PyroModule):
+    """t ~ N(phi w, beta^-1) with w ~ N(0, alpha^-1 I); phi @ w does not broadcast over an
+    outer plate of draws, so to_inference_data falls back to one run per draw."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.w = PyroSample(
+            dist.Normal(torch.tensor(0.0, dtype=F64), 1.0).expand([dim]).to_event(1)
+        )
+        self.beta = 4.0
+
+    @pyro_method
+    def model(self, phi: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        mean = pyro.deterministic("mean", phi @ self.w)
+        with data_plate(phi.shape[0]):
+            return pyro.sample("obs", dist.Normal(mean, self.beta**-0.5), obs=t)
+
+
+def test_dict_source_multivariate_gaussian():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(15, 3))
+    g = Gaussian(3)
+    g.to(F64)
+    g.loc = PyroSample(dist.Normal(torch.zeros(3, dtype=F64), 10.0).to_event(1))
+    draws = {"loc": rng.normal(size=(2, 7, 3))}
+    data = to_inference_data(draws, x, module=g, parallel=True)
+    pp = get_group(data, "posterior_predictive")["obs"]
+    ll = get_group(data, "log_likelihood")["obs"]
+    assert pp.dims == ("chain", "draw", "data", "obs_dim_1")
+    assert pp.shape == (2, 7, 15, 3)
+    assert ll.dims == ("chain", "draw", "data")
+    assert get_group(data, "posterior")["loc"].dims == ("chain", "draw", "loc_dim_0")
+    cov = (g.scale_tril @ g.scale_tril.T).detach().numpy()
+    for c, d in [(0, 0), (1, 6)]:
+        expected = st.multivariate_normal(draws["loc"][c, d], cov).logpdf(x)
+        np.testing.assert_allclose(ll.values[c, d], expected, rtol=1e-12)
+
+
+def test_parallel_and_sequential_agree():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=12)
+    g = _gaussian_with_prior()
+    draws = {"loc": rng.normal(size=(2, 5))}
+    a = to_inference_data(draws, x, module=g, parallel=True)
+    b = to_inference_data(draws, x, module=g, parallel=False)
+    np.testing.assert_allclose(
+        get_group(a, "log_likelihood")["obs"].values,
+        get_group(b, "log_likelihood")["obs"].values,
+        rtol=1e-14,
+    )
+
+
+def test_two_argument_model_falls_back_and_keeps_deterministic_sites():
+    rng = np.random.default_rng(5)
+    phi = rng.normal(size=(10, 2))
+    t = rng.normal(size=10)
+    m = _Regression(2)
+    draws = {"w": rng.normal(size=(2, 4, 2))}
+    with pytest.raises(RuntimeError):  # phi @ w cannot broadcast over a plate of draws
+        to_inference_data(draws, phi, t, module=m, parallel=True)
+    data = to_inference_data(draws, phi, t, module=m)
+    post = get_group(data, "posterior")
+    assert post["mean"].shape == (2, 4, 10)
+    np.testing.assert_allclose(post["mean"].values, draws["w"] @ phi.T, rtol=1e-12)
+    ll = get_group(data, "log_likelihood")["obs"].values
+    expected = st.norm.logpdf(t, draws["w"] @ phi.T, 0.5)
+    np.testing.assert_allclose(ll, expected, rtol=1e-12)
+    assert "mean" not in get_group(data, "log_likelihood")
+
+
+class _SumModel(PyroModule):
+    """x_n ~ N(w_1 + w_2, 1): ``w.sum()`` reduces over the draws' plate dimension too, so the
+    model runs under a plate of draws but mixes them; the bridge must notice."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = PyroSample(dist.Normal(torch.tensor(0.0, dtype=F64), 1.0).expand([2]).to_event(1))
+
+    @pyro_method
+    def model(self, x: torch.Tensor) -> torch.Tensor:
+        with data_plate(x.shape[0]):
+            return pyro.sample("obs", dist.Normal(self.w.sum(), 1.0), obs=x)
+
+
+def test_model_that_mixes_draws_is_detected():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=8)
+    draws = {"w": rng.normal(size=(2, 3, 2))}
+    with pytest.raises(Exception, match="does not broadcast over draws"):
+        to_inference_data(draws, x, module=_SumModel(), parallel=True)
+    data = to_inference_data(draws, x, module=_SumModel())
+    expected = st.norm.logpdf(x, draws["w"].sum(-1)[..., None], 1.0)
+    np.testing.assert_allclose(
+        get_group(data, "log_likelihood")["obs"].values, expected, rtol=1e-12
+    )
+
+
+# ---- bad input ---------------------------------------------------------------------------
+
+
+def test_bad_inputs():
+    x = _data()
+    g = _gaussian_with_prior()
+    draws = {"loc": np.zeros((2, 3))}
+    with pytest.raises(TypeError, match="source must be"):
+        to_inference_data([1, 2, 3], x)
+    with pytest.raises(ValueError, match="module is required"):
+        to_inference_data(draws, x)
+    with pytest.raises(ValueError, match="data is required"):
+        to_inference_data(draws, module=g)
+    with pytest.raises(ValueError, match="leading dimensions"):
+        to_inference_data({"loc": np.zeros(3)}, x, module=g)
+    with pytest.raises(ValueError, match="non-empty"):
+        to_inference_data({}, x, module=g)
+    with pytest.raises(ValueError, match="no posterior draws"):
+        to_inference_data({"mu": np.zeros((2, 3))}, x, module=g)
+    with pytest.raises(ValueError, match="does not sample"):
+        to_inference_data({"loc": np.zeros((2, 3)), "w": np.zeros((2, 3))}, x, module=g)
+    with pytest.raises(ValueError, match="observed_sites"):
+        to_inference_data(draws, x, module=g, observed_sites=["y"])
+    with pytest.raises(ValueError, match="guide has no latent"):
+        to_inference_data(g, x)  # Gaussian's own guide is the empty (maximum-likelihood) one
+    with pytest.raises(ValueError, match="num_chains"):
+        to_inference_data(g, x, guide=AutoNormal(g.model), num_chains=0)
+    with pytest.raises(ValueError, match="not also as module"):
+        to_inference_data(g, x, module=_gaussian_with_prior())
+    with pytest.raises(ValueError, match="x must be 1-D"):
+        to_inference_data(draws, np.zeros((4, 2)), module=g)
