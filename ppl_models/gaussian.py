@@ -96,7 +96,7 @@ from pyro.distributions import constraints
 from pyro.nn import PyroModule, PyroParam, PyroSample
 
 from ._checks import as_data, check_int, check_positive
-from .inference import data_plate, pyro_method
+from .inference import data_plate, iid, pyro_method
 
 __all__ = [
     "BayesianGaussian",
@@ -208,7 +208,7 @@ class Gaussian(PyroModule):
         if self.event_dim == 1:
             fn = dist.MultivariateNormal(self.loc, scale_tril=self.scale_tril)
         else:
-            fn = dist.Normal(self.loc, self.scale)
+            fn = iid(dist.Normal(self.loc, self.scale))
         with data_plate(size):
             return pyro.sample("obs", fn, obs=x)
 
@@ -519,7 +519,7 @@ class BayesianGaussian(PyroModule):
         lam = self.precision
         mu = self.mu
         with data_plate(size):
-            return pyro.sample("obs", dist.Normal(mu, torch.rsqrt(lam)), obs=x)
+            return pyro.sample("obs", iid(dist.Normal(mu, torch.rsqrt(lam))), obs=x)
 
     def guide(self, x: torch.Tensor | None = None, n: int | None = None) -> None:
         r"""The Normal-Gamma guide :math:`q(\lambda) = \mathrm{Gam}(a_q, b_q)`,

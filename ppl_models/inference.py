@@ -39,6 +39,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import pyro
+import pyro.distributions as dist
 import torch
 from pyro.infer import MCMC, NUTS, Trace_ELBO, TraceMeanField_ELBO
 from pyro.infer.elbo import ELBO
@@ -47,7 +48,7 @@ from tqdm.auto import tqdm
 
 from ._checks import check_choice, check_int, check_positive
 
-__all__ = ["FitError", "FitResult", "data_plate", "fit_svi", "pyro_method", "run_nuts"]
+__all__ = ["FitError", "FitResult", "data_plate", "fit_svi", "iid", "pyro_method", "run_nuts"]
 
 # Parameters live in their module (DESIGN.md). Pyro's default syncs every active
 # PyroModule's parameters with the global parameter store *by name*, so two instances of one
@@ -115,6 +116,25 @@ def data_plate(size: int, name: str = "data", dim: int | None = None) -> pyro.pl
         if len(idx) == size:
             return pyro.plate(name, full_size, subsample=idx, dim=dim)
     return pyro.plate(name, size, dim=dim)
+
+
+def iid(fn: dist.Distribution) -> dist.Distribution:
+    r"""Mark ``fn`` as shared by every data point of the plate it is sampled in.
+
+    Inside ``data_plate(N)`` Pyro expands a distribution whose parameters do not depend on
+    the data point (a Gaussian's :math:`\mu, \sigma`; a regression's noise scale) to
+    batch shape ``(N,)``, and torch then evaluates :math:`\log\sigma` and :math:`\sigma^2`
+    once per data point, forward and backward. Wrapped by ``iid``, the expansion is lazy:
+    the log-density is computed by broadcasting, the same numbers at the cost of a
+    hand-written loss (``benchmarks/bench_svi_overhead.py`` measures it).
+
+    >>> import pyro.distributions as dist
+    >>> fn = iid(dist.Normal(torch.tensor(0.0), torch.tensor(2.0))).expand([3])
+    >>> fn.log_prob(torch.tensor([0.0, 1.0, 2.0])).tolist() == (
+    ...     dist.Normal(0.0, 2.0).log_prob(torch.tensor([0.0, 1.0, 2.0])).tolist())
+    True
+    """
+    return dist.ExpandedDistribution(fn, fn.batch_shape)
 
 
 @contextlib.contextmanager
@@ -269,6 +289,7 @@ def fit_svi(
     checkpoint: str | os.PathLike[str] | None = None,
     checkpoint_every: int = 100,
     resume: str | os.PathLike[str] | None = None,
+    validate_every_step: bool = False,
     **model_kwargs: Any,
 ) -> FitResult:
     r"""Fit ``module`` by stochastic variational inference: the library's one training loop.
@@ -325,6 +346,12 @@ def fit_svi(
     resume : path, optional
         Continue from a checkpoint written by an earlier call (same module class, guide
         and optimizer).
+    validate_every_step : bool
+        Keep Pyro's validation (distribution arguments, supports, site shapes), when it is
+        enabled, on every step. By default it runs on the first evaluation only: the data
+        and the shapes do not change between steps, the checks cost up to half of a small
+        model's step, and a parameter that turns invalid later shows up as a non-finite
+        loss, which raises ``FitError`` all the same.
     **model_kwargs
         Keyword arguments passed to ``model`` and ``guide``.
 
@@ -450,6 +477,9 @@ def fit_svi(
             path,
         )
 
+    validation = (
+        contextlib.nullcontext() if validate_every_step else pyro.validation_enabled(False)
+    )
     last_good = [p.detach().clone() for p in params]
     trial = [p.detach().clone() for p in params] if is_lbfgs else []
     perm, cursor = None, 0
@@ -470,62 +500,63 @@ def fit_svi(
     ckpt_path = None if checkpoint is None else Path(checkpoint)
     step = start_step
     try:
-        for step in range(start_step, num_steps):
-            idx = None
-            if batch_size is not None:
-                if cursor + batch_size > n:
-                    perm, cursor = torch.randperm(n, device=device), 0
-                idx = perm[cursor : cursor + batch_size]
-                cursor += batch_size
-            args = batch_args(idx)
-            ctx = _minibatch(n, idx) if idx is not None else contextlib.nullcontext()
-            with ctx:
-                if is_lbfgs:
+        with validation:
+            for step in range(start_step, num_steps):
+                idx = None
+                if batch_size is not None:
+                    if cursor + batch_size > n:
+                        perm, cursor = torch.randperm(n, device=device), 0
+                    idx = perm[cursor : cursor + batch_size]
+                    cursor += batch_size
+                args = batch_args(idx)
+                ctx = _minibatch(n, idx) if idx is not None else contextlib.nullcontext()
+                with ctx:
+                    if is_lbfgs:
 
-                    def closure(args: tuple[Any, ...] = args) -> torch.Tensor:
+                        def closure(args: tuple[Any, ...] = args) -> torch.Tensor:
+                            optim.zero_grad()
+                            value = compute_loss(args)
+                            if torch.isfinite(value):
+                                value.backward()
+                            return value.detach()
+
+                        # L-BFGS evaluates and steps inside one call: keep the parameters it
+                        # starts from, and promote them to last_good once their loss (the
+                        # value step() returns) proves finite.
+                        with torch.no_grad():
+                            for s, p in zip(trial, params, strict=True):
+                                s.copy_(p)
+                        value = float(optim.step(closure))
+                        if not math.isfinite(value):
+                            _fail(step, value, losses, params, last_good)
+                        last_good, trial = trial, last_good
+                    else:
                         optim.zero_grad()
-                        value = compute_loss(args)
-                        if torch.isfinite(value):
-                            value.backward()
-                        return value.detach()
-
-                    # L-BFGS evaluates and steps inside one call: keep the parameters it
-                    # starts from, and promote them to last_good once their loss (the
-                    # value step() returns) proves finite.
-                    with torch.no_grad():
-                        for s, p in zip(trial, params, strict=True):
-                            s.copy_(p)
-                    value = float(optim.step(closure))
-                    if not math.isfinite(value):
-                        _fail(step, value, losses, params, last_good)
-                    last_good, trial = trial, last_good
-                else:
-                    optim.zero_grad()
-                    value_t = compute_loss(args)
-                    value = float(value_t.detach())
-                    if not math.isfinite(value):
-                        _fail(step, value, losses, params, last_good)
-                    with torch.no_grad():
-                        for s, p in zip(last_good, params, strict=True):
-                            s.copy_(p)
-                    value_t.backward()
-                    optim.step()
-            losses.append(value)
-            if (step + 1) % update_every == 0:
-                bar.update(step + 1 - bar.n)
-                bar.set_postfix(loss=f"{value:.6g}", refresh=False)
-            if ckpt_path is not None and (step + 1) % checkpoint_every == 0:
-                save(ckpt_path, step + 1)
-            k = len(losses)
-            if tol and k >= 2 * window and k % window == 0:
-                new = sum(losses[-window:]) / window
-                old = sum(losses[-2 * window : -window]) / window
-                if abs(new - old) <= tol * max(abs(new), 1.0):
-                    converged = True
-                    break
-        if is_lbfgs and not all(bool(torch.isfinite(p).all()) for p in params):
-            # L-BFGS's last line search can leave parameters with no finite loss behind.
-            _fail(step, float("nan"), losses, params, last_good)
+                        value_t = compute_loss(args)
+                        value = float(value_t.detach())
+                        if not math.isfinite(value):
+                            _fail(step, value, losses, params, last_good)
+                        with torch.no_grad():
+                            for s, p in zip(last_good, params, strict=True):
+                                s.copy_(p)
+                        value_t.backward()
+                        optim.step()
+                losses.append(value)
+                if (step + 1) % update_every == 0:
+                    bar.update(step + 1 - bar.n)
+                    bar.set_postfix(loss=f"{value:.6g}", refresh=False)
+                if ckpt_path is not None and (step + 1) % checkpoint_every == 0:
+                    save(ckpt_path, step + 1)
+                k = len(losses)
+                if tol and k >= 2 * window and k % window == 0:
+                    new = sum(losses[-window:]) / window
+                    old = sum(losses[-2 * window : -window]) / window
+                    if abs(new - old) <= tol * max(abs(new), 1.0):
+                        converged = True
+                        break
+            if is_lbfgs and not all(bool(torch.isfinite(p).all()) for p in params):
+                # L-BFGS's last line search can leave parameters with no finite loss behind.
+                _fail(step, float("nan"), losses, params, last_good)
     finally:
         bar.close()
     if ckpt_path is not None:

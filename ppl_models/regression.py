@@ -728,7 +728,8 @@ class LinearRegression(PyroModule):
         # (vectorised particles, Predictive): its size-1 data slot must broadcast against
         # the N rows of phi, which a product-and-sum does and a matmul (which appends N
         # after that slot) does not. beta's batch shape (..., 1) broadcasts as it is.
-        loc = (w * phi).sum(-1)
+        # A plain weight vector (every fit) takes the matmul: no N x M temporary.
+        loc = phi @ w if w.dim() == 1 and w.dtype == phi.dtype else (w * phi).sum(-1)
         scale = torch.as_tensor(beta).rsqrt()
         with data_plate(phi.shape[0]):
             return pyro.sample("obs", dist.Normal(loc, scale), obs=t)
