@@ -30,6 +30,8 @@ _EXPORTS = {
     "LogisticParams": "logistic",
     "LogisticRegression": "logistic",
     "SeparableDataWarning": "logistic",
+    "PCA": "pca",
+    "PCAParams": "pca",
     "to_inference_data": "workflow",
 }
 _SUBMODULES = {
@@ -37,6 +39,7 @@ _SUBMODULES = {
     "gaussian",
     "inference",
     "logistic",
+    "pca",
     "plots",
     "regression",
     "workflow",

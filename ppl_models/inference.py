@@ -496,6 +496,10 @@ def fit_svi(
         unit="step",
         leave=False,
     )
+    # Full-data steps still go through the plate with explicit indices, made once here:
+    # pyro.plate would otherwise build torch.arange(N) on every step.
+    all_rows = torch.arange(n, device=device) if n else None
+    nullctx = contextlib.nullcontext()
     update_every = max(1, num_steps // 200)
     ckpt_path = None if checkpoint is None else Path(checkpoint)
     step = start_step
@@ -509,8 +513,7 @@ def fit_svi(
                     idx = perm[cursor : cursor + batch_size]
                     cursor += batch_size
                 args = batch_args(idx)
-                ctx = _minibatch(n, idx) if idx is not None else contextlib.nullcontext()
-                with ctx:
+                with _minibatch(n, all_rows if idx is None else idx) if n else nullctx:
                     if is_lbfgs:
 
                         def closure(args: tuple[Any, ...] = args) -> torch.Tensor:

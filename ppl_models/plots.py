@@ -315,6 +315,155 @@ def plot_logistic_predictive(x, t, panels, resolution: int = 120) -> Figure:
 
 # --- pca figures (owned by the PCA topic) ---
 
+__all__ += ["plot_pca_components", "plot_pca_reconstructions", "plot_pca_spectrum"]
+
+
+def _image_shape(d: int, image_shape: tuple[int, int] | None) -> tuple[int, int]:
+    if image_shape is not None:
+        return tuple(image_shape)
+    side = round(d**0.5)
+    if side * side != d:
+        raise ValueError(f"image_shape is needed: {d} pixels are not a square image")
+    return side, side
+
+
+def plot_pca_spectrum(eigenvalues, n_components: int | None = None) -> Figure:
+    r"""The eigenvalue spectrum of the covariance (PRML Fig. 12.4): left, the eigenvalues
+    :math:`\lambda_i` (log scale); right, the reconstruction error
+    :math:`J(M) = \sum_{i > M} \lambda_i` (PRML 12.18) and the fraction of variance kept.
+
+    Parameters
+    ----------
+    eigenvalues : array_like, shape (D,)
+        All eigenvalues, descending (e.g. ``pca.fit(x, D).explained_variance``).
+    n_components : int, optional
+        An :math:`M` to mark.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    plt = _plt()
+    lam = np.asarray(eigenvalues, dtype=float).ravel()
+    m = np.arange(len(lam) + 1)
+    discarded = np.concatenate([[lam.sum()], lam.sum() - np.cumsum(lam)]).clip(min=0)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    positive = lam > 0
+    axes[0].semilogy(np.arange(1, len(lam) + 1)[positive], lam[positive], ".-")
+    axes[0].set_xlabel("index $i$")
+    axes[0].set_ylabel(r"eigenvalue $\lambda_i$")
+    axes[0].set_title("spectrum of the covariance")
+    axes[1].plot(m, discarded, ".-", label=r"$J(M) = \sum_{i>M}\lambda_i$")
+    axes[1].set_xlabel("components $M$")
+    axes[1].set_ylabel("mean squared reconstruction error")
+    twin = axes[1].twinx()
+    twin.plot(m, 1 - discarded / lam.sum(), color="tab:orange", lw=1, label="variance kept")
+    twin.set_ylim(0, 1.02)
+    twin.set_ylabel("fraction of variance kept")
+    if n_components is not None:
+        for ax in axes:
+            ax.axvline(n_components, color="0.5", ls="--", lw=1)
+    axes[1].set_title("reconstruction error")
+    fig.tight_layout()
+    return fig
+
+
+def plot_pca_components(params, n: int = 8, image_shape: tuple[int, int] | None = None) -> Figure:
+    r"""The mean image and the first ``n`` principal directions as images, with their
+    eigenvalues (PRML Fig. 12.3).
+
+    Parameters
+    ----------
+    params : PCAParams
+        ``(mean, components, explained_variance)``.
+    n : int
+        Directions shown (at most the number fitted).
+    image_shape : (int, int), optional
+        Height and width; a square image by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    plt = _plt()
+    mean = np.asarray(params[0], dtype=float)
+    comps = np.asarray(params[1], dtype=float)
+    lam = np.asarray(params[2], dtype=float)
+    shape = _image_shape(mean.shape[0], image_shape)
+    n = min(n, comps.shape[1])
+    fig, axes = plt.subplots(1, n + 1, figsize=(1.6 * (n + 1), 2.0))
+    axes = np.atleast_1d(axes)
+    axes[0].imshow(mean.reshape(shape), cmap="gray_r")
+    axes[0].set_title("mean", fontsize=9)
+    for i in range(n):
+        u = comps[:, i].reshape(shape)
+        lim = np.abs(u).max()
+        axes[i + 1].imshow(u, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        axes[i + 1].set_title(rf"$\lambda_{{{i + 1}}}$ = {lam[i]:.3g}", fontsize=9)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_pca_reconstructions(
+    x, params, ms=(1, 5, 10, 30), image_shape: tuple[int, int] | None = None
+) -> Figure:
+    r"""Images and their reconstructions :math:`\bar x + U_M U_M^\top (x - \bar x)` with
+    :math:`M` components for each ``M`` in ``ms`` (PRML Fig. 12.5): one row per image.
+
+    Parameters
+    ----------
+    x : array_like, shape (K, D)
+        The images to reconstruct (a few).
+    params : PCAParams
+        With at least ``max(ms)`` components.
+    ms : sequence of int
+        Numbers of components.
+    image_shape : (int, int), optional
+        Height and width; a square image by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    plt = _plt()
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    mean = np.asarray(params[0], dtype=float)
+    comps = np.asarray(params[1], dtype=float)
+    ms = [int(m) for m in ms]
+    if max(ms) > comps.shape[1]:
+        raise ValueError(f"ms asks for {max(ms)} components; params has {comps.shape[1]}")
+    shape = _image_shape(mean.shape[0], image_shape)
+    rows, cols = x.shape[0], len(ms) + 1
+    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.5 * rows), squeeze=False)
+    xc = x - mean
+    # One grey scale for every panel, that of the originals, so the panels compare.
+    scale = {"cmap": "gray_r", "vmin": float(x.min()), "vmax": float(x.max())}
+    for r in range(rows):
+        axes[r][0].imshow(x[r].reshape(shape), **scale)
+        for c, m in enumerate(ms, start=1):
+            u = comps[:, :m]
+            axes[r][c].imshow((mean + xc[r] @ u @ u.T).reshape(shape), **scale)
+    axes[0][0].set_title("original", fontsize=9)
+    for c, m in enumerate(ms, start=1):
+        axes[0][c].set_title(f"M = {m}", fontsize=9)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+# --- autoencoder figures (owned by the autoencoder topic) ---
+
 # --- workflow figures (owned by the workflow module) ---
 
 __all__ += ["plot_loo_pointwise", "plot_ppc"]
