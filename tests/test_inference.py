@@ -125,6 +125,7 @@ def test_two_modules_keep_separate_parameters():
     assert len(pyro.get_param_store()) == 0  # nothing leaked into the global store
 
 
+@pytest.mark.filterwarnings("ignore:Encountered NaN")  # the test makes the loss NaN
 def test_nonfinite_loss_raises_fit_error_and_keeps_last_finite_parameters():
     m = Cliff()
     with pytest.raises(FitError, match=r"non-finite .* at step \d+") as info:
@@ -136,13 +137,15 @@ def test_nonfinite_loss_raises_fit_error_and_keeps_last_finite_parameters():
     assert -info.value.losses[-1] == pytest.approx(-((p - 10) ** 2), rel=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:Encountered NaN")  # the test makes the loss NaN
 def test_nonfinite_loss_under_lbfgs_keeps_finite_parameters():
     m = Cliff()
     try:
         fit_svi(m, optimizer="lbfgs", num_steps=50, progress=False)
     except FitError as err:
         assert err.step >= 0
-    assert math.isfinite(float(m.p)) and float(m.p) < 5
+    p = float(m.p.detach())
+    assert math.isfinite(p) and p < 5
 
 
 def test_checkpoint_and_resume_equal_an_uninterrupted_fit(tmp_path):
