@@ -669,6 +669,4 @@ def run_nuts(
         )
         with pyro.settings.context(module_local_params=True):
             mcmc.run(*data, **model_kwargs)
-    mcmc._ppl_models_data = (data, model_kwargs)
-    mcmc._ppl_models_module = module
     return mcmc

@@ -326,8 +326,8 @@ def to_inference_data(
     ----------
     source : pyro.infer.MCMC or PyroModule or dict
         * an MCMC run (e.g. from :func:`~ppl_models.inference.run_nuts`): the posterior is
-          ``source.get_samples(group_by_chain=True)``; the module and data that
-          ``run_nuts`` stored on the run are used when ``module`` and ``data`` are omitted;
+          ``source.get_samples(group_by_chain=True)``; the run's module and data are used
+          when ``module`` and ``data`` are omitted;
         * a module fitted by :func:`~ppl_models.inference.fit_svi`: ``num_chains`` x
           ``num_samples`` independent draws from ``guide`` (default ``source.guide``)
           arranged as ``(chain, draw)``, so that R-hat of independent draws is about 1;
@@ -384,17 +384,13 @@ def to_inference_data(
         observed_sites = [observed_sites]
     sample_stats = None
     if isinstance(source, MCMC):
-        if module is None:
-            module = getattr(source, "_ppl_models_module", None)
+        if module is None:  # the module whose bound model method the kernel samples
+            module = getattr(source.kernel.model, "__self__", None)
         model = _model_fn(module) if module is not None else source.kernel.model
         if data or model_kwargs:
             data = _prepare_data(module, data) if module is not None else data
-        else:
-            stored = getattr(source, "_ppl_models_data", None)
-            if stored is not None:
-                data, model_kwargs = stored
-            else:
-                data, model_kwargs = source._args or (), source._kwargs or {}
+        else:  # the (validated) arguments the run was given
+            data, model_kwargs = source._args or (), source._kwargs or {}
         grouped = source.get_samples(group_by_chain=True)
         if not grouped:
             raise ValueError("source (MCMC) has no samples; run it first")
