@@ -15,6 +15,7 @@ import torch
 
 __all__ = [
     "as_data",
+    "as_design",
     "check_binary",
     "check_choice",
     "check_int",
@@ -118,6 +119,43 @@ def as_data(
                 f"{name} must be finite (no NaN or inf); it has {bad} non-finite value(s)"
             )
     return t
+
+
+def as_design(
+    phi: object,
+    t: object,
+    *,
+    num_features: int | None = None,
+    binary: bool = False,
+    min_rows: int = 2,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check a design matrix ``phi`` (N, M) and its targets ``t`` (N,); return both as
+    tensors of one floating dtype (the promotion of theirs) on ``phi``'s device.
+
+    Parameters
+    ----------
+    phi, t : array_like
+        Features, shape ``(N, M)``; targets, shape ``(N,)``.
+    num_features : int, optional
+        The number of columns ``phi`` must have.
+    binary : bool
+        Targets of a Bernoulli likelihood: only 0 and 1 allowed.
+    min_rows : int
+        The least number of observations.
+
+    >>> phi, t = as_design(np.ones((3, 2)), [0, 1, 1], binary=True)
+    >>> phi.dtype, t.dtype
+    (torch.float64, torch.float64)
+    """
+    phi = as_data(phi, "phi", ndim=2, min_rows=min_rows)
+    t = as_data(t, "t", ndim=1, min_rows=min_rows, device=phi.device)
+    check_same_length(phi=phi, t=t)
+    if num_features is not None and phi.shape[1] != num_features:
+        raise ValueError(f"phi must have {num_features} columns (num_features); got {phi.shape[1]}")
+    if binary:
+        check_binary(t, "t")
+    dtype = torch.promote_types(phi.dtype, t.dtype)
+    return phi.to(dtype), t.to(dtype)
 
 
 def _is_int(t: torch.Tensor) -> bool:

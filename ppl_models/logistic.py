@@ -81,7 +81,7 @@ import torch
 import torch.nn.functional as F
 from pyro.nn import PyroModule, PyroParam, PyroSample
 
-from ._checks import as_data, check_binary, check_int, check_positive, check_same_length
+from ._checks import as_data, as_design, check_int, check_positive
 from .inference import data_plate, pyro_method
 
 __all__ = [
@@ -127,11 +127,7 @@ _SEPARABLE_MESSAGE = (
 
 
 def _check_xy(phi: object, t: object, min_rows: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    phi = as_data(phi, "phi", ndim=2, min_rows=min_rows)
-    t = as_data(t, "t", ndim=1, min_rows=min_rows, dtype=phi.dtype, device=phi.device)
-    check_binary(t, "t")
-    check_same_length(phi=phi, t=t)
-    return phi, t
+    return as_design(phi, t, binary=True, min_rows=min_rows)
 
 
 def add_bias(x: object) -> torch.Tensor:
@@ -581,12 +577,7 @@ class LogisticRegression(PyroModule):
         """Check ``phi`` (N, D) and binary ``t`` (N,) (called by ``fit_svi``/``run_nuts``)."""
         if t is None:
             raise ValueError("t (the binary targets) is required to fit the model")
-        phi, t = _check_xy(phi, t)
-        if phi.shape[1] != self.num_features:
-            raise ValueError(
-                f"phi must have {self.num_features} columns (num_features); got {phi.shape[1]}"
-            )
-        return phi, t
+        return as_design(phi, t, num_features=self.num_features, binary=True)
 
     @pyro_method
     def model(self, phi: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:

@@ -83,7 +83,7 @@ import torch
 from pyro.distributions import constraints
 from pyro.nn import PyroModule, PyroParam, PyroSample
 
-from ._checks import as_data, check_int, check_positive, check_same_length
+from ._checks import as_data, as_design, check_int, check_positive
 from .inference import data_plate, pyro_method
 
 __all__ = [
@@ -218,11 +218,7 @@ _GAMMA_FLOOR = 1e-10
 
 
 def _check_xy(phi: object, t: object) -> tuple[torch.Tensor, torch.Tensor]:
-    phi = as_data(phi, "phi", ndim=2)
-    t = as_data(t, "t", ndim=1)
-    check_same_length(phi=phi, t=t)
-    dtype = torch.promote_types(phi.dtype, t.dtype)
-    return phi.to(dtype), t.to(dtype=dtype, device=phi.device)
+    return as_design(phi, t)
 
 
 def _scalar(value: object, name: str, like: torch.Tensor) -> torch.Tensor:
@@ -709,12 +705,7 @@ class LinearRegression(PyroModule):
         called by :func:`~ppl_models.inference.fit_svi` and ``run_nuts``."""
         if t is None:
             raise ValueError("t (the targets) is required to fit the model")
-        phi, t = _check_xy(phi, t)
-        if phi.shape[1] != self.num_features:
-            raise ValueError(
-                f"phi must have {self.num_features} columns (num_features); got {phi.shape[1]}"
-            )
-        return phi, t
+        return as_design(phi, t, num_features=self.num_features)
 
     # pyro_method activates the module's context, so that reading a PyroSample attribute
     # records a sample site (outside it, it would draw silently from the prior).
