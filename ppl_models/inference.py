@@ -430,8 +430,7 @@ def fit_svi(
 
     def compute_loss(args: tuple[Any, ...]) -> torch.Tensor:
         try:
-            with pyro.settings.context(module_local_params=True):
-                return elbo.differentiable_loss(module.model, guide, *args, **model_kwargs)
+            return elbo.differentiable_loss(module.model, guide, *args, **model_kwargs)
         except ValueError as err:
             # With Pyro's validation on, a diverging fit shows up as a distribution refusing
             # NaN/inf parameters rather than as a NaN loss: report it the same way.
@@ -441,7 +440,7 @@ def fit_svi(
 
     # One evaluation creates lazily initialised parameters (autoguides) before the
     # optimizer collects them; under no_grad it costs one forward pass.
-    with torch.no_grad():
+    with torch.no_grad(), pyro.settings.context(module_local_params=True):
         compute_loss(batch_args(None if batch_size is None else torch.arange(batch_size)))
     params = _unique_params(module, guide)
     if not params:
@@ -477,6 +476,8 @@ def fit_svi(
             path,
         )
 
+    # Module-local parameters for autoguides too (pyro_method covers the module's own).
+    settings = pyro.settings.context(module_local_params=True)
     validation = (
         contextlib.nullcontext() if validate_every_step else pyro.validation_enabled(False)
     )
@@ -504,7 +505,7 @@ def fit_svi(
     ckpt_path = None if checkpoint is None else Path(checkpoint)
     step = start_step
     try:
-        with validation:
+        with validation, settings:
             for step in range(start_step, num_steps):
                 idx = None
                 if batch_size is not None:
