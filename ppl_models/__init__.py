@@ -8,6 +8,13 @@ torch, which keeps the ArviZ-only test job light.
 from __future__ import annotations
 
 import importlib
+import os
+
+# Alternating small torch and numpy/scipy calls on few cores is several times slower while
+# idle OpenMP threads busy-wait (REFERENCES.md, "Thread pools"); passive waiting costs
+# nothing measurable. It takes effect only if set before torch loads, hence here, and
+# only where the user has not chosen otherwise.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from typing import Any
 
 __version__ = "0.1.0"
@@ -30,11 +37,14 @@ _EXPORTS = {
     "LogisticParams": "logistic",
     "LogisticRegression": "logistic",
     "SeparableDataWarning": "logistic",
+    "Autoencoder": "autoencoder",
+    "AutoencoderParams": "autoencoder",
     "PCA": "pca",
     "PCAParams": "pca",
     "to_inference_data": "workflow",
 }
 _SUBMODULES = {
+    "autoencoder",
     "datasets",
     "gaussian",
     "inference",

@@ -1,6 +1,6 @@
 """The ``ppl-models`` command (also ``python -m ppl_models``).
 
-    ppl-models tour [--quick] [--out DIR] [--topics T ...]
+ppl-models tour [--quick] [--out DIR] [--topics T ...]
 """
 
 from __future__ import annotations

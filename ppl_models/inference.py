@@ -478,9 +478,7 @@ def fit_svi(
 
     # Module-local parameters for autoguides too (pyro_method covers the module's own).
     settings = pyro.settings.context(module_local_params=True)
-    validation = (
-        contextlib.nullcontext() if validate_every_step else pyro.validation_enabled(False)
-    )
+    validation = contextlib.nullcontext() if validate_every_step else pyro.validation_enabled(False)
     last_good = [p.detach().clone() for p in params]
     trial = [p.detach().clone() for p in params] if is_lbfgs else []
     perm, cursor = None, 0

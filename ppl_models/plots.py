@@ -462,7 +462,179 @@ def plot_pca_reconstructions(
     return fig
 
 
+__all__ += ["plot_pca_agreement", "plot_pca_projection"]
+
+
+def plot_pca_projection(z, labels, title: str = "PCA") -> Figure:
+    r"""Points projected on their first two principal components,
+    :math:`(u_1^\top(x_n - \bar x),\ u_2^\top(x_n - \bar x))`, coloured by class
+    (PRML Fig. 12.10 for the oil-flow data; here the digit classes).
+
+    Parameters
+    ----------
+    z : array_like, shape (N, 2)
+        Two-dimensional codes (e.g. :func:`ppl_models.pca.transform` with two components).
+    labels : array_like, shape (N,)
+        Integer classes; one colour and one legend entry each.
+    title : str
+        Panel title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    plt = _plt()
+    z = np.asarray(z, dtype=float)
+    labels = np.asarray(labels).ravel()
+    if z.ndim != 2 or z.shape[1] != 2 or z.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"z must have shape (N, 2) and labels shape (N,); got {z.shape} and {labels.shape}"
+        )
+    fig, ax = plt.subplots(figsize=(5.6, 4.8))
+    classes = np.unique(labels)
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    for i, c in enumerate(classes):
+        sel = labels == c
+        ax.scatter(z[sel, 0], z[sel, 1], s=6, alpha=0.7, color=cmap(i % cmap.N), label=str(c))
+    ax.set_xlabel("first principal component")
+    ax.set_ylabel("second principal component")
+    ax.set_title(title)
+    ax.legend(fontsize=7, markerscale=2, loc="best", ncol=2, title="class", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pca_agreement(reference, estimates: dict) -> Figure:
+    r"""Eigenvalues found by several routes against a reference: left, the values
+    :math:`\lambda_i` (log scale), one marker per route; right, the relative error
+    :math:`|\hat\lambda_i - \lambda_i| / \lambda_i` of each route (log scale; an exact
+    zero is drawn at the bottom of the axis, 1e-17).
+
+    Parameters
+    ----------
+    reference : array_like, shape (M,)
+        The reference eigenvalues, descending (e.g. numpy's ``eigvalsh``).
+    estimates : dict of str to array_like, shape (M_k,) with M_k <= M
+        Route name to its eigenvalues (``PCAParams.explained_variance``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    plt = _plt()
+    ref = np.asarray(reference, dtype=float).ravel()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    i = np.arange(1, len(ref) + 1)
+    axes[0].semilogy(i, ref, "-", color="0.6", lw=3, label="reference")
+    markers = "ox+^sdv*"
+    for k, (name, lam) in enumerate(estimates.items()):
+        lam = np.asarray(lam, dtype=float).ravel()
+        if len(lam) > len(ref):
+            raise ValueError(f"estimates[{name!r}] has more values than reference")
+        j = i[: len(lam)]
+        mk = markers[k % len(markers)]
+        axes[0].semilogy(j, lam, mk, ms=5, mfc="none", color=f"C{k}", label=name)
+        rel = np.abs(lam - ref[: len(lam)]) / np.abs(ref[: len(lam)])
+        axes[1].semilogy(j, np.maximum(rel, 1e-17), mk, ms=5, mfc="none", color=f"C{k}")
+    axes[0].set_xlabel("index $i$")
+    axes[0].set_ylabel(r"$\lambda_i$")
+    axes[0].set_title("eigenvalues")
+    axes[0].legend(fontsize=8)
+    axes[1].set_xlabel("index $i$")
+    axes[1].set_ylabel("relative error")
+    axes[1].set_title("against the reference")
+    fig.tight_layout()
+    return fig
+
+
 # --- autoencoder figures (owned by the autoencoder topic) ---
+
+__all__ += ["plot_codes_2d", "plot_denoising"]
+
+
+def plot_codes_2d(panels: dict, labels, title: str | None = None) -> Figure:
+    r"""Two-dimensional codes (PCA scores, an autoencoder's latent codes), one scatter per
+    panel, each point coloured by its class.
+
+    Parameters
+    ----------
+    panels : dict of str to array_like, shape (N, 2)
+        Panel title to codes of the same N points.
+    labels : array_like, shape (N,)
+        Integer classes (e.g. the digit shown).
+    title : str, optional
+        The figure's title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    plt = _plt()
+    y = np.asarray(labels).ravel()
+    classes = np.unique(y)
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), squeeze=False)
+    for ax, (name, codes) in zip(axes[0], panels.items(), strict=True):
+        z = np.asarray(codes, dtype=float)
+        for i, c in enumerate(classes):
+            sel = y == c
+            ax.scatter(z[sel, 0], z[sel, 1], s=6, alpha=0.7, color=cmap(i % cmap.N), label=str(c))
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("$z_1$")
+        ax.set_ylabel("$z_2$")
+    axes[0][-1].legend(
+        loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, markerscale=2, title="class"
+    )
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_denoising(rows: dict, n: int = 8, image_shape: tuple[int, int] | None = None) -> Figure:
+    r"""Images in rows: e.g. clean digits, their corrupted copies, and the reconstructions
+    of the corrupted copies by a plain and by a denoising autoencoder.
+
+    Parameters
+    ----------
+    rows : dict of str to array_like, shape (K, D)
+        Row label to images (the same K images in every row, first ``n`` shown).
+    n : int
+        Images per row.
+    image_shape : (int, int), optional
+        Height and width; a square image by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    plt = _plt()
+    arrays = {k: np.atleast_2d(np.asarray(v, dtype=float)) for k, v in rows.items()}
+    first = next(iter(arrays.values()))
+    shape = _image_shape(first.shape[1], image_shape)
+    n = min(n, first.shape[0])
+    fig, axes = plt.subplots(
+        len(arrays), n, figsize=(1.1 * n + 1.6, 1.15 * len(arrays)), squeeze=False
+    )
+    # One grey scale for every panel, that of the first row, so that the rows compare.
+    scale = {"cmap": "gray_r", "vmin": float(first.min()), "vmax": float(first.max())}
+    for r, (name, imgs) in enumerate(arrays.items()):
+        for c in range(n):
+            axes[r][c].imshow(imgs[c].reshape(shape), **scale)
+            axes[r][c].set_xticks([])
+            axes[r][c].set_yticks([])
+        axes[r][0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    fig.tight_layout()
+    return fig
+
 
 # --- workflow figures (owned by the workflow module) ---
 

@@ -218,7 +218,7 @@ def test_separate_autoguide_parameters_are_optimised():
     # of loc, N x_bar / sigma^2 / (N / sigma^2 + 1/10^2) with sigma at its fitted value.
     # Posterior sd is sigma / sqrt(N) ~ 0.14; after the small-lr phase the Adam iterate
     # fluctuates by ~lr-sized steps, so a quarter of a posterior sd is a safe bound.
-    sigma2 = float(g.scale) ** 2
+    sigma2 = float(g.scale.detach()) ** 2
     n = len(x)
     post_mean = n * float(x.mean()) / sigma2 / (n / sigma2 + 1 / 100)
     post_sd = (n / sigma2 + 1 / 100) ** -0.5

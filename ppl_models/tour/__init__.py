@@ -21,7 +21,14 @@ from ._section import Agreement, Section
 __all__ = ["TOPICS", "Agreement", "Section", "run_tour"]
 
 # The line of thought (DESIGN.md); a topic appears here once its section exists.
-TOPICS: tuple[str, ...] = ("gaussian", "regression", "logistic", "workflow")
+TOPICS: tuple[str, ...] = (
+    "gaussian",
+    "regression",
+    "logistic",
+    "pca",
+    "autoencoder",
+    "workflow",
+)
 
 
 def _write_atomic(path: Path, text: str) -> None:
