@@ -41,9 +41,11 @@ import numpy as np
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro import poutine
 from pyro.infer import MCMC, NUTS, Trace_ELBO, TraceMeanField_ELBO
 from pyro.infer.elbo import ELBO
 from pyro.nn import PyroModule
+from pyro.poutine.util import prune_subsample_sites
 from tqdm.auto import tqdm
 
 from ._checks import check_choice, check_int, check_positive
@@ -252,6 +254,20 @@ def _unique_params(*modules: object) -> list[torch.nn.Parameter]:
     return params
 
 
+def _has_no_latent_sites(
+    model: Callable[..., Any], guide: Callable[..., Any], args: tuple[Any, ...], kwargs: dict
+) -> bool:
+    """Whether neither the guide nor the model samples a latent variable (plates' index
+    sites aside): maximum likelihood, where the ELBO equals the log-likelihood."""
+    for fn in (guide, model):
+        trace = prune_subsample_sites(poutine.trace(fn).get_trace(*args, **kwargs))
+        if any(
+            site["type"] == "sample" and not site["is_observed"] for site in trace.nodes.values()
+        ):
+            return False
+    return True
+
+
 def _atomic_save(obj: object, path: Path) -> None:
     """Write ``obj`` with ``torch.save`` to a temporary file beside ``path``, then rename.
 
@@ -428,8 +444,15 @@ def fit_svi(
             for x in data
         )
 
+    exact_ml = False  # decided after the first evaluation (see below)
+
     def compute_loss(args: tuple[Any, ...]) -> torch.Tensor:
         try:
+            if exact_ml:
+                # No latent variable anywhere: the ELBO is the log-likelihood itself, and
+                # one trace of the model gives it without tracing and replaying a guide.
+                trace = poutine.trace(module.model).get_trace(*args, **model_kwargs)
+                return -trace.log_prob_sum()
             return elbo.differentiable_loss(module.model, guide, *args, **model_kwargs)
         except ValueError as err:
             # With Pyro's validation on, a diverging fit shows up as a distribution refusing
@@ -441,7 +464,15 @@ def fit_svi(
     # One evaluation creates lazily initialised parameters (autoguides) before the
     # optimizer collects them; under no_grad it costs one forward pass.
     with torch.no_grad(), pyro.settings.context(module_local_params=True):
-        compute_loss(batch_args(None if batch_size is None else torch.arange(batch_size)))
+        first_args = batch_args(None if batch_size is None else torch.arange(batch_size))
+        first = compute_loss(first_args)
+        if isinstance(loss, str) and guide == getattr(module, "guide", None):
+            exact_ml = _has_no_latent_sites(module.model, guide, first_args, model_kwargs)
+            if exact_ml:
+                # The shortcut must be the same number as the ELBO it replaces.
+                check = compute_loss(first_args)
+                if not torch.allclose(check, first, rtol=1e-10, atol=0, equal_nan=True):
+                    exact_ml = False
     params = _unique_params(module, guide)
     if not params:
         raise ValueError("module (and guide) have no parameters to fit")

@@ -268,3 +268,13 @@ def test_fit_follows_the_data_to_the_gpu():
     fit_svi(g, x, optimizer="lbfgs", num_steps=50, progress=False)
     assert g.params().loc.device.type == "cuda"
     assert float(g.params().loc) == pytest.approx(float(x.mean()), rel=1e-8)
+
+
+def test_maximum_likelihood_shortcut_only_without_latent_sites():
+    # With no latent variable the ELBO is the log-likelihood, which fit_svi computes from
+    # one model trace; any latent site (a prior) must keep the full ELBO.
+    x = _data(30)
+    g = Gaussian(event_dim=0).double()
+    assert inference._has_no_latent_sites(g.model, g.guide, (x,), {})
+    g.loc = pyro.nn.PyroSample(dist.Normal(torch.tensor(0.0), torch.tensor(10.0)))
+    assert not inference._has_no_latent_sites(g.model, AutoNormal(g.model), (x,), {})
