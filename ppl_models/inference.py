@@ -467,12 +467,16 @@ def fit_svi(
         first_args = batch_args(None if batch_size is None else torch.arange(batch_size))
         first = compute_loss(first_args)
         if isinstance(loss, str) and guide == getattr(module, "guide", None):
+            # The probe runs the model and guide once more; it must not move the random
+            # streams, or a fit's draws would depend on whether the probe ran.
+            rng = pyro.util.get_rng_state()
             exact_ml = _has_no_latent_sites(module.model, guide, first_args, model_kwargs)
             if exact_ml:
                 # The shortcut must be the same number as the ELBO it replaces.
                 check = compute_loss(first_args)
                 if not torch.allclose(check, first, rtol=1e-10, atol=0, equal_nan=True):
                     exact_ml = False
+            pyro.util.set_rng_state(rng)
     params = _unique_params(module, guide)
     if not params:
         raise ValueError("module (and guide) have no parameters to fit")
