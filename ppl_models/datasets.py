@@ -199,6 +199,80 @@ def load_mnist(
     return LabelledImages(x, torch.from_numpy(labels.astype(np.int64)))
 
 
+__all__ += ["NpyChunks", "open_npy"]
+
+
+class NpyChunks:
+    """A ``.npy`` file read as a stream of row chunks, through a memory map.
+
+    Iterating yields tensors of at most ``chunk_rows`` rows (copies of the mapped rows, so
+    only one chunk is in memory at a time); it can be iterated any number of times.
+    :func:`ppl_models.pca.fit`, :func:`ppl_models.ppca.closed_form` and
+    :func:`ppl_models.ppca.em` accept it (or any iterable of chunks, such as a
+    ``torch.utils.data.DataLoader``) in place of an in-memory matrix.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    shape : tuple of int
+        ``(N, D)`` of the whole file.
+    chunk_rows : int
+    dtype : torch.dtype
+        The dtype of the yielded tensors.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], chunk_rows: int = 1000, dtype=None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ValueError(f"path: no such file: {self.path}")
+        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be a positive int; got {chunk_rows!r}")
+        arr = np.load(self.path, mmap_mode="r")
+        if arr.ndim != 2:
+            raise ValueError(f"path: expected a 2-D array (N, D); got shape {arr.shape}")
+        if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+            raise TypeError(f"path: expected a numeric array; got dtype {arr.dtype}")
+        self.shape = (int(arr.shape[0]), int(arr.shape[1]))
+        self.chunk_rows = chunk_rows
+        if dtype is None:
+            dtype = torch.float32 if arr.dtype == np.float32 else torch.float64
+        self.dtype = dtype
+        del arr
+
+    def __len__(self) -> int:
+        """The number of chunks."""
+        return -(-self.shape[0] // self.chunk_rows)
+
+    def __iter__(self):
+        arr = np.load(self.path, mmap_mode="r")
+        for start in range(0, self.shape[0], self.chunk_rows):
+            chunk = np.array(arr[start : start + self.chunk_rows])
+            yield torch.from_numpy(chunk).to(self.dtype)
+
+    def __repr__(self) -> str:
+        return f"NpyChunks({str(self.path)!r}, shape={self.shape}, chunk_rows={self.chunk_rows})"
+
+
+def open_npy(path: str | os.PathLike[str], chunk_rows: int = 1000, dtype=None) -> NpyChunks:
+    """Open a ``.npy`` file of shape (N, D) as a stream of ``chunk_rows``-row tensors.
+
+    The file is memory-mapped, never read whole: a file larger than memory streams.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from ppl_models import pca
+    >>> x = np.random.default_rng(0).standard_normal((2500, 4))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     np.save(f"{d}/x.npy", x)
+    ...     stream = open_npy(f"{d}/x.npy", chunk_rows=1000)
+    ...     p = pca.fit(stream, 2)
+    ...     len(stream), torch.allclose(p.explained_variance, pca.fit(x, 2).explained_variance)
+    (3, True)
+    """
+    return NpyChunks(path, chunk_rows, dtype)
+
+
 # --- regression data (owned by the regression topic) ---
 
 
@@ -321,3 +395,299 @@ def make_two_class(
             x[bad] = sign[bad, None] * centre + rng.standard_normal((int(bad.sum()), 2))
             bad = sign * x.sum(1) < margin
     return torch.as_tensor(x, dtype=dtype), torch.as_tensor(t, dtype=dtype)
+
+
+# --- ppca data (owned by the PPCA topic) ---
+
+
+__all__ += ["PPCAData", "make_ppca_data"]
+
+
+class PPCAData(NamedTuple):
+    """Points drawn from a PPCA model, with the truth they were drawn from.
+
+    Attributes
+    ----------
+    x : torch.Tensor, shape (n, d)
+        The data points.
+    z : torch.Tensor, shape (n, latent_dim)
+        Their latent coordinates.
+    W : torch.Tensor, shape (d, latent_dim)
+        The true loadings: orthogonal columns with squared norms ``signal``.
+    mu : torch.Tensor, shape (d,)
+        The true mean.
+    sigma2 : torch.Tensor, shape ()
+        The true noise variance.
+    """
+
+    x: torch.Tensor
+    z: torch.Tensor
+    W: torch.Tensor
+    mu: torch.Tensor
+    sigma2: torch.Tensor
+
+    @property
+    def params(self):
+        """The truth as a :class:`ppl_models.ppca.PPCAParams`."""
+        from .ppca import PPCAParams
+
+        return PPCAParams(self.W, self.mu, self.sigma2)
+
+
+def make_ppca_data(
+    n: int,
+    d: int,
+    latent_dim: int,
+    sigma2: float = 1.0,
+    *,
+    signal=None,
+    seed: int | None = 0,
+    dtype: torch.dtype = torch.float64,
+) -> PPCAData:
+    r"""Draw from a PPCA model with known parameters: :math:`z_n \sim \mathcal N(0, I_M)`,
+    :math:`x_n = W z_n + \mu + \sigma \epsilon_n`, :math:`\epsilon_n \sim \mathcal N(0, I_D)`.
+
+    :math:`W = Q\,\mathrm{diag}(\sqrt{s_1}, \dots, \sqrt{s_M})` with :math:`Q` (D x M)
+    random orthonormal columns, so the covariance :math:`W W^\top + \sigma^2 I` has the
+    eigenvalues :math:`s_j + \sigma^2` along the columns and :math:`\sigma^2` elsewhere;
+    :math:`\mu \sim \mathcal N(0, I)`.
+
+    Parameters
+    ----------
+    n, d : int
+        Number of points and dimension, :math:`d \ge 2`.
+    latent_dim : int
+        :math:`M`, :math:`1 \le M < d`.
+    sigma2 : float
+        The noise variance :math:`\sigma^2 > 0`.
+    signal : sequence of float, optional
+        The squared column norms :math:`s_1, \dots, s_M` (positive). By default
+        :math:`5\sigma^2 (M, M-1, \dots, 1)`: strong, distinct directions.
+    seed : int, optional
+        Seed of :math:`Q`, :math:`\mu` and the points.
+    dtype : torch.dtype
+        Floating dtype of the result.
+
+    Returns
+    -------
+    PPCAData
+        ``(x, z, W, mu, sigma2)``; ``.params`` gives the truth as ``PPCAParams``.
+
+    Examples
+    --------
+    >>> data = make_ppca_data(200, 10, 3, sigma2=0.5, seed=0)
+    >>> data.x.shape, data.W.shape, float(data.sigma2)
+    (torch.Size([200, 10]), torch.Size([10, 3]), 0.5)
+    >>> [round(float(v), 6) for v in (data.W.T @ data.W).diagonal()]
+    [7.5, 5.0, 2.5]
+    """
+    from ._checks import check_int, check_positive
+
+    n = check_int(n, "n", minimum=1)
+    d = check_int(d, "d", minimum=2)
+    m = check_int(latent_dim, "latent_dim", minimum=1, maximum=d - 1)
+    s2 = check_positive(sigma2, "sigma2", allow_tensor=False)
+    if signal is None:
+        s = 5.0 * s2 * np.arange(m, 0, -1, dtype=np.float64)
+    else:
+        s = np.asarray(signal, dtype=np.float64).reshape(-1)
+        if s.shape[0] != m or not (np.isfinite(s).all() and (s > 0).all()):
+            raise ValueError(
+                f"signal must hold {m} positive finite numbers (one per column of W); "
+                f"got {s.tolist()}"
+            )
+    rng = _rng(seed)
+    q, r = np.linalg.qr(rng.standard_normal((d, m)))
+    q = q * np.sign(np.diag(r))
+    w = q * np.sqrt(s)
+    mu = rng.standard_normal(d)
+    z = rng.standard_normal((n, m))
+    x = z @ w.T + mu + np.sqrt(s2) * rng.standard_normal((n, d))
+    return PPCAData(
+        torch.as_tensor(x, dtype=dtype),
+        torch.as_tensor(z, dtype=dtype),
+        torch.as_tensor(w, dtype=dtype),
+        torch.as_tensor(mu, dtype=dtype),
+        torch.tensor(s2, dtype=dtype),
+    )
+
+
+# --- bayesian pca data (owned by the Bayesian PCA topic) ---
+
+
+__all__ += ["BishopBPCAData", "make_bishop_bpca_data"]
+
+
+class BishopBPCAData(NamedTuple):
+    """Bishop's Bayesian-PCA data with the truth it was drawn from.
+
+    Attributes
+    ----------
+    x : torch.Tensor, shape (n, d)
+        The data points (mean zero in expectation).
+    directions : torch.Tensor, shape (d, k)
+        Orthonormal directions of the large standard deviation.
+    W : torch.Tensor, shape (d, k)
+        The true PPCA loadings, ``directions * sqrt(signal_std**2 - noise_std**2)``, so
+        that the true covariance is ``W W^T + sigma2 I``.
+    sigma2 : torch.Tensor, shape ()
+        The true noise variance ``noise_std**2``.
+    """
+
+    x: torch.Tensor
+    directions: torch.Tensor
+    W: torch.Tensor
+    sigma2: torch.Tensor
+
+
+def make_bishop_bpca_data(
+    n: int = 300,
+    d: int = 10,
+    latent_dim: int = 3,
+    signal_std: float = 1.0,
+    noise_std: float = 0.5,
+    seed: int | None = 0,
+    dtype: torch.dtype = torch.float64,
+) -> BishopBPCAData:
+    r"""The data of Bishop's Bayesian-PCA experiment (Bishop 1999; PRML Fig. 12.14):
+    Gaussian points with standard deviation ``signal_std`` in ``latent_dim`` random
+    orthogonal directions and ``noise_std`` in the other ``d - latent_dim``.
+
+    The covariance is :math:`Q\,\mathrm{diag}(s^2, \dots, s^2, \epsilon^2, \dots)\,Q^\top`
+    with :math:`Q` a random orthogonal matrix, that is the PPCA covariance
+    :math:`W W^\top + \sigma^2 I` with :math:`W = Q_{:, :k} \sqrt{s^2 - \epsilon^2}` and
+    :math:`\sigma^2 = \epsilon^2`.
+
+    Parameters
+    ----------
+    n, d : int
+        Number of points (300 in the paper) and dimension (10).
+    latent_dim : int
+        The number of large directions, :math:`1 \le k < d` (3).
+    signal_std, noise_std : float
+        Standard deviations along the large and the other directions (1.0 and 0.5);
+        ``signal_std > noise_std > 0``.
+    seed : int, optional
+        Seed of the directions and the points.
+    dtype : torch.dtype
+        Floating dtype of the result.
+
+    Returns
+    -------
+    BishopBPCAData
+        ``(x, directions, W, sigma2)``.
+
+    Examples
+    --------
+    >>> data = make_bishop_bpca_data(seed=0)
+    >>> data.x.shape, data.W.shape, float(data.sigma2)
+    (torch.Size([300, 10]), torch.Size([10, 3]), 0.25)
+    """
+    from ._checks import check_int, check_positive
+
+    n = check_int(n, "n", minimum=1)
+    d = check_int(d, "d", minimum=2)
+    k = check_int(latent_dim, "latent_dim", minimum=1, maximum=d - 1)
+    s = check_positive(signal_std, "signal_std", allow_tensor=False)
+    e = check_positive(noise_std, "noise_std", allow_tensor=False)
+    if not s > e:
+        raise ValueError(f"signal_std must exceed noise_std; got signal_std={s!r}, noise_std={e!r}")
+    rng = _rng(seed)
+    q, r = np.linalg.qr(rng.standard_normal((d, d)))
+    q = q * np.sign(np.diag(r))  # Haar-distributed orthogonal matrix
+    stds = np.full(d, e)
+    stds[:k] = s
+    x = (rng.standard_normal((n, d)) * stds) @ q.T
+    directions = q[:, :k]
+    w = directions * np.sqrt(s**2 - e**2)
+    return BishopBPCAData(
+        torch.as_tensor(x, dtype=dtype),
+        torch.as_tensor(directions, dtype=dtype),
+        torch.as_tensor(w, dtype=dtype),
+        torch.tensor(e**2, dtype=dtype),
+    )
+
+
+# --- vae data (owned by the VAE topic) ---
+
+
+__all__ += ["ImageSplit", "load_vae_data"]
+
+
+class ImageSplit(NamedTuple):
+    """Images split into training and held-out rows, with their labels.
+
+    Attributes
+    ----------
+    x_train, x_test : torch.Tensor, shape (N_train, D) and (N_test, D)
+    y_train, y_test : torch.Tensor, shape (N_train,) and (N_test,), ``torch.int64``
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def load_vae_data(
+    likelihood: str = "bernoulli",
+    *,
+    test_size: float = 0.25,
+    seed: int = 0,
+    mnist_path: str | os.PathLike[str] | None = None,
+    n: int | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> ImageSplit:
+    """Digits for a variational autoencoder: binarised for a Bernoulli likelihood, scaled
+    to [0, 1] for a normal one, split into training and held-out rows.
+
+    The bundled 8 x 8 digits (:func:`load_digits`) by default, or MNIST read from the IDX
+    files in ``mnist_path`` (:func:`load_mnist`; its own train/test split is used, and
+    ``test_size`` and ``seed`` are ignored). Binarisation is the fixed threshold
+    ``x >= 0.5`` on the [0, 1] scale (deterministic, so that held-out log-likelihoods are
+    of fixed data).
+
+    Parameters
+    ----------
+    likelihood : {"bernoulli", "normal"}
+    test_size : float
+        The held-out fraction of the digits, in (0, 1).
+    seed : int
+        Seeds the random split of the digits.
+    mnist_path : path, optional
+        A folder with the four MNIST IDX files.
+    n : int, optional
+        MNIST only: keep the first ``n`` training and the first ``n`` test images.
+    dtype : torch.dtype
+        Floating dtype of the images.
+
+    Returns
+    -------
+    ImageSplit
+
+    Examples
+    --------
+    >>> s = load_vae_data("bernoulli")
+    >>> tuple(s.x_train.shape), tuple(s.x_test.shape), sorted(set(s.x_train.unique().tolist()))
+    ((1348, 64), (449, 64), [0.0, 1.0])
+    """
+    from ._checks import check_choice, check_int
+
+    check_choice(likelihood, "likelihood", ["bernoulli", "normal"])
+    if not (isinstance(test_size, float) and 0.0 < test_size < 1.0):
+        raise ValueError(f"test_size must be a float in (0, 1); got {test_size!r}")
+    seed = check_int(seed, "seed", minimum=0)
+    if mnist_path is not None:
+        train = load_mnist(mnist_path, "train", dtype=dtype, n=n)
+        test = load_mnist(mnist_path, "test", dtype=dtype, n=n)
+        x_train, y_train, x_test, y_test = train.x, train.y, test.x, test.y
+    else:
+        x, y = load_digits(dtype)
+        x = x / 16
+        perm = torch.from_numpy(_rng(seed).permutation(x.shape[0]))
+        n_test = round(test_size * x.shape[0])
+        x_train, y_train = x[perm[n_test:]], y[perm[n_test:]]
+        x_test, y_test = x[perm[:n_test]], y[perm[:n_test]]
+    if likelihood == "bernoulli":
+        x_train, x_test = (x_train >= 0.5).to(dtype), (x_test >= 0.5).to(dtype)
+    return ImageSplit(x_train, y_train, x_test, y_test)

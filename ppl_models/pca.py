@@ -85,12 +85,15 @@ from .inference import data_plate, pyro_method
 __all__ = [
     "PCA",
     "EMResult",
+    "Moments",
     "PCAParams",
     "centred_matmul",
     "centred_rmatmul",
     "em",
     "explained_variance_ratio",
     "fit",
+    "is_stream",
+    "moments",
     "projector_distance",
     "reconstruct",
     "reconstruction_error",
@@ -318,6 +321,83 @@ def projector_distance(a: object, b: object) -> torch.Tensor:
     return torch.sqrt((ra * ra).sum() + (rb * rb).sum())
 
 
+# ------------------------------------------------------------------------- streams
+
+
+def is_stream(x: object) -> bool:
+    """Whether ``x`` is a stream of row chunks (an iterable such as a ``DataLoader`` or
+    :class:`~ppl_models.datasets.NpyChunks`) rather than one array."""
+    if isinstance(x, (torch.Tensor, np.ndarray, list, tuple, str, bytes, numbers.Number)):
+        return False
+    return hasattr(x, "__iter__")
+
+
+class Moments(NamedTuple):
+    r"""Sufficient statistics of a data set for its mean and covariance.
+
+    Attributes
+    ----------
+    n : int
+        Rows.
+    mean : torch.Tensor, shape (D,), float64
+    scatter : torch.Tensor, shape (D, D), float64
+        :math:`\sum_n (x_n - \bar x)(x_n - \bar x)^\top`; the covariance is ``scatter / n``.
+    """
+
+    n: int
+    mean: torch.Tensor
+    scatter: torch.Tensor
+
+    def combine(self, other: Moments) -> Moments:
+        r"""The moments of the union of two disjoint data sets (Chan et al.'s pairwise
+        update: :math:`S = S_a + S_b + \frac{n_a n_b}{n} \delta\delta^\top`,
+        :math:`\delta = \bar x_b - \bar x_a`), for reducing partial results."""
+        n = self.n + other.n
+        if self.n == 0 or other.n == 0:
+            return self if other.n == 0 else other
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.n / n)
+        scatter = self.scatter + other.scatter + torch.outer(delta, delta) * (self.n * other.n / n)
+        return Moments(n, mean, scatter)
+
+
+def _chunk_tensor(batch: object, i: int) -> torch.Tensor:
+    # A DataLoader over a TensorDataset yields [x] (or [x, y]): the data are the first item.
+    if isinstance(batch, (list, tuple)) and batch and not isinstance(batch[0], numbers.Number):
+        batch = batch[0]
+    return as_data(batch, f"chunk {i} of x", ndim=2, min_rows=1)
+
+
+def moments(x: object) -> tuple[Moments, torch.dtype]:
+    r"""The :class:`Moments` of ``x``, a stream of row chunks, in one pass, and the chunks'
+    dtype.
+
+    Each chunk is converted to float64 and accumulated about a shift :math:`K` (the first
+    chunk's mean), :math:`\sum (x - K)` and :math:`\sum (x - K)(x - K)^\top`, so that data
+    far from the origin lose no digits to cancellation; memory is one chunk and a few
+    :math:`D \times D` matrices, whatever :math:`N`.
+    """
+    shift = s1 = s2 = None
+    n, d, dtype = 0, None, None
+    for i, batch in enumerate(x):
+        c = _chunk_tensor(batch, i)
+        if d is None:
+            d, dtype = c.shape[1], c.dtype
+            shift = c.to(torch.float64).mean(0)
+            s1 = torch.zeros(d, dtype=torch.float64, device=c.device)
+            s2 = torch.zeros(d, d, dtype=torch.float64, device=c.device)
+        elif c.shape[1] != d:
+            raise ValueError(f"chunk {i} of x has {c.shape[1]} columns; the first had {d}")
+        c = c.to(torch.float64) - shift
+        s1 += c.sum(0)
+        s2 += c.T @ c
+        n += c.shape[0]
+    if n < 2:
+        raise ValueError(f"x must have at least 2 rows; the stream gave {n}")
+    m1 = s1 / n
+    return Moments(n, shift + m1, s2 - n * torch.outer(m1, m1)), dtype
+
+
 # ---------------------------------------------------------------------- closed forms
 
 
@@ -454,8 +534,11 @@ def fit(
 
     Parameters
     ----------
-    x : array_like, shape (N, D)
-        Data, finite, :math:`N \ge 2`. Floating inputs keep their dtype.
+    x : array_like, shape (N, D), or a stream of row chunks
+        Data, finite, :math:`N \ge 2`. Floating inputs keep their dtype. A stream (a
+        ``DataLoader``, :func:`ppl_models.datasets.open_npy`, any iterable of (rows, D)
+        tensors) is read once, chunk by chunk, into :func:`moments` (float64), and takes
+        the ``"eigh"`` route (``"auto"`` or ``"eigh"`` only): memory independent of N.
     n_components : int
         :math:`M`, with :math:`1 \le M \le \min(N, D)`.
     method : {"auto", "eigh", "svd", "em"}
@@ -484,6 +567,14 @@ def fit(
     >>> p.explained_variance
     tensor([4.], dtype=torch.float64)
     """
+    if is_stream(x):
+        check_choice(method, "method", ["auto", "eigh"])
+        mom, dtype = moments(x)
+        m = check_int(
+            n_components, "n_components", minimum=1, maximum=min(mom.n, mom.mean.shape[0])
+        )
+        evals, evecs = _top_eigh(mom.scatter / mom.n, m)
+        return PCAParams(mom.mean.to(dtype), _fix_signs(evecs).to(dtype), evals.to(dtype))
     x = _check_x(x)
     n, d = x.shape
     m = check_int(n_components, "n_components", minimum=1, maximum=min(n, d))

@@ -638,7 +638,283 @@ def plot_denoising(rows: dict, n: int = 8, image_shape: tuple[int, int] | None =
 
 # --- workflow figures (owned by the workflow module) ---
 
-__all__ += ["plot_loo_pointwise", "plot_ppc"]
+__all__ += [
+    "plot_forest",
+    "plot_loo_pit",
+    "plot_loo_pointwise",
+    "plot_ppc",
+    "plot_predictive_overlay",
+    "plot_trace_rank",
+]
+
+
+__all__ += ["plot_model_choice"]
+
+
+def plot_model_choice(orders, curves: dict, title: str = "model choice") -> Figure:
+    r"""Criteria against model order, each curve shifted so that its maximum is 0, with the
+    maximum marked: e.g. the log evidence :math:`\ln p(t \mid M)` and
+    :math:`\mathrm{elpd}_{\mathrm{loo}}` of polynomial degrees (PRML Fig. 3.14).
+
+    Parameters
+    ----------
+    orders : array_like, shape (K,)
+        The model orders (x axis).
+    curves : dict of str to array_like, shape (K,)
+        Label to criterion values (higher is better; ``nan`` where not computed).
+    title : str
+        The axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    orders = np.asarray(orders)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (label, values) in enumerate(curves.items()):
+        v = np.asarray(values, dtype=float)
+        if v.shape != orders.shape:
+            raise ValueError(f"curves[{label!r}] must have {orders.size} values; got {v.size}")
+        best = int(np.nanargmax(v))
+        ax.plot(orders, v - v[best], "o-", color=f"C{i}", label=f"{label} (best {orders[best]})")
+        ax.plot(orders[best], 0.0, "*", color=f"C{i}", ms=14)
+    ax.set_xlabel("model order")
+    ax.set_ylabel("criterion - its maximum (nats)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _wf_group(data, name: str):
+    from ._arviz import get_group
+
+    return get_group(data, name)
+
+
+def _wf_scalars(data, group: str, var_names=None) -> dict:
+    """``{"w[0]": (chain, draw) array, ...}`` for every scalar component of a group."""
+    import numpy as np
+
+    ds = _wf_group(data, group)
+    names = list(ds.data_vars) if var_names is None else list(var_names)
+    out = {}
+    for name in names:
+        if name not in ds:
+            raise ValueError(
+                f"var_names: {name!r} is not in the {group} group ({list(ds.data_vars)})"
+            )
+        arr = np.asarray(ds[name].values, dtype=float)
+        flat = arr.reshape((*arr.shape[:2], -1))
+        if flat.shape[2] == 1 and arr.ndim == 2:
+            out[str(name)] = flat[..., 0]
+        else:
+            for i, idx in enumerate(np.ndindex(*arr.shape[2:])):
+                out[f"{name}[{','.join(map(str, idx))}]"] = flat[..., i]
+    return out
+
+
+def plot_predictive_overlay(
+    data, var_name: str = "obs", num_draws: int = 50, seed: int = 0
+) -> Figure:
+    r"""Prior and/or posterior predictive densities overlaid on the observed data.
+
+    One panel per predictive group found in ``data`` (``prior_predictive`` from
+    :func:`ppl_models.workflow.prior_predictive`, ``posterior_predictive``): the histogram
+    (as a step line) of each of ``num_draws`` replicated data sets :math:`\tilde x^{(s)}`
+    and of the observed :math:`x`. A prior predictive far wider than the data says the
+    priors are vague; a posterior predictive whose spread misses the data says the model
+    does. Works with ArviZ 0.x and 1.x data.
+
+    Parameters
+    ----------
+    data : arviz.InferenceData or xarray.DataTree
+        With ``observed_data`` and at least one predictive group holding ``var_name``.
+    var_name : str
+        The observed variable.
+    num_draws : int
+        Replicated data sets drawn per panel.
+    seed : int
+        Chooses the draws shown.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    from ._arviz import group_names
+
+    groups = [g for g in ("prior_predictive", "posterior_predictive") if g in group_names(data)]
+    if not groups:
+        raise ValueError(
+            f"data must hold a prior_predictive or posterior_predictive group; it has "
+            f"{group_names(data)}"
+        )
+    observed = np.asarray(_wf_group(data, "observed_data")[var_name].values, dtype=float).ravel()
+    rng = np.random.default_rng(seed)
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 3.8), squeeze=False)
+    for ax, group in zip(axes[0], groups, strict=True):
+        reps = np.asarray(_wf_group(data, group)[var_name].values, dtype=float)
+        reps = reps.reshape((-1, observed.size))
+        shown = reps[rng.choice(len(reps), size=min(num_draws, len(reps)), replace=False)]
+        lo = min(observed.min(), np.quantile(shown, 0.01))
+        hi = max(observed.max(), np.quantile(shown, 0.99))
+        bins = np.linspace(lo, hi, 30)
+        centres = 0.5 * (bins[1:] + bins[:-1])
+        for i, rep in enumerate(shown):
+            h, _ = np.histogram(rep, bins=bins, density=True)
+            ax.plot(centres, h, color="C0" if group == "posterior_predictive" else "C1",
+                    alpha=0.2, lw=1, label="replicated" if i == 0 else None)  # fmt: skip
+        h, _ = np.histogram(observed, bins=bins, density=True)
+        ax.plot(centres, h, color="k", lw=2, label="observed")
+        ax.set_xlabel(var_name)
+        ax.set_title(group.replace("_", " "))
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_trace_rank(data, var_names=None, max_vars: int = 6) -> Figure:
+    r"""Trace plots (left) and rank plots (right) of posterior draws, one row per scalar.
+
+    The rank plot (Vehtari et al. 2021) ranks all draws of a scalar jointly and shows the
+    histogram of the ranks within each chain: chains sampling the same distribution give
+    flat, overlapping histograms; a chain stuck elsewhere shows as a slope. Works with
+    ArviZ 0.x and 1.x data.
+
+    Parameters
+    ----------
+    data : arviz.InferenceData or xarray.DataTree
+        With a ``posterior`` group.
+    var_names : list of str, optional
+        Variables to show (all by default).
+    max_vars : int
+        The most scalar components shown (the first ones).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    scalars = list(_wf_scalars(data, "posterior", var_names).items())[:max_vars]
+    plt = _plt()
+    fig, axes = plt.subplots(len(scalars), 2, figsize=(10, 2.2 * len(scalars)), squeeze=False)
+    for row, (name, draws) in zip(axes, scalars, strict=True):
+        chains, n = draws.shape
+        for c in range(chains):
+            row[0].plot(draws[c], lw=0.6, color=f"C{c}", alpha=0.8)
+        row[0].set_ylabel(name)
+        ranks = np.argsort(np.argsort(draws.ravel(), kind="stable")).reshape(draws.shape)
+        bins = np.linspace(0, chains * n, 21)
+        for c in range(chains):
+            row[1].hist(ranks[c], bins=bins, histtype="step", color=f"C{c}", lw=1.2)
+        row[1].axhline(n / 20, color="k", ls="--", lw=1)
+        row[1].set_yticks([])
+    axes[0][0].set_title("trace (one colour per chain)")
+    axes[0][1].set_title("rank histogram per chain (flat = mixing)")
+    axes[-1][0].set_xlabel("draw")
+    axes[-1][1].set_xlabel("rank among all draws")
+    fig.tight_layout()
+    return fig
+
+
+def plot_forest(datasets, var_names=None, prob: float = 0.94) -> Figure:
+    r"""Forest plot: posterior mean and central ``prob`` interval of each scalar, one colour
+    per model or run, for ArviZ 0.x and 1.x data.
+
+    Parameters
+    ----------
+    datasets : ArviZ data or dict of str to ArviZ data
+        One posterior, or several by name (e.g. NUTS and an SVI guide) drawn side by side.
+    var_names : list of str, optional
+        Variables to show (default: all of the first dataset's posterior).
+    prob : float
+        Mass of the central interval (thick line: the central 50%).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    if not isinstance(datasets, dict):
+        datasets = {"posterior": datasets}
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be in (0, 1); got {prob!r}")
+    first = _wf_scalars(next(iter(datasets.values())), "posterior", var_names)
+    names = list(first)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) * len(datasets) + 1.2))
+    step = 0.8 / len(datasets)
+    for j, (label, data) in enumerate(datasets.items()):
+        scalars = _wf_scalars(data, "posterior", var_names)
+        for i, name in enumerate(names):
+            if name not in scalars:
+                continue
+            d = scalars[name].ravel()
+            y = len(names) - 1 - i + 0.4 - (j + 0.5) * step
+            lo, q1, q3, hi = np.quantile(d, [(1 - prob) / 2, 0.25, 0.75, (1 + prob) / 2])
+            ax.plot([lo, hi], [y, y], color=f"C{j}", lw=1.2)
+            ax.plot([q1, q3], [y, y], color=f"C{j}", lw=3.5)
+            ax.plot(d.mean(), y, "o", color=f"C{j}", ms=5, label=label if i == 0 else None)
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names[::-1])
+    ax.set_title(f"posterior means, 50% and {prob:.0%} intervals")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_loo_pit(data, var_name: str = "obs") -> Figure:
+    r"""LOO-PIT calibration plot: the empirical CDF of the leave-one-out probability
+    integral transforms :math:`u_n = P(\tilde x_n \le x_n \mid x_{-n})`
+    (:func:`ppl_models._arviz.loo_pit`) against the uniform CDF, with the 99% simultaneous
+    band of a uniform sample of the same size (Kolmogorov-Smirnov,
+    :math:`1.63 / \sqrt{N}`). An S shape below/above the diagonal: the predictive is too
+    narrow/too wide; a shift: biased. Works with ArviZ 0.x and 1.x data.
+
+    Parameters
+    ----------
+    data : arviz.InferenceData or xarray.DataTree
+        With posterior, posterior_predictive, log_likelihood and observed_data groups.
+    var_name : str
+        The observed variable.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    from ._arviz import loo_pit
+
+    u = np.sort(loo_pit(data, var_name).ravel())
+    n = u.size
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    grid = np.linspace(0, 1, 201)
+    band = 1.63 / np.sqrt(n)
+    ecdf = np.searchsorted(u, grid, side="right") / n
+    axes[0].fill_between(grid, np.clip(grid - band, 0, 1), np.clip(grid + band, 0, 1),
+                         color="0.85", label="99% band (uniform)")  # fmt: skip
+    axes[0].plot(grid, grid, color="k", lw=1)
+    axes[0].step(grid, ecdf, color="C0", where="post", label="LOO-PIT ECDF")
+    axes[0].set_xlabel("u")
+    axes[0].set_ylabel("ECDF")
+    axes[0].set_title(f"LOO-PIT (N = {n}), max |ECDF - u| = {np.max(np.abs(ecdf - grid)):.3f}")
+    axes[0].legend(fontsize=8)
+    axes[1].hist(u, bins=min(20, max(5, n // 5)), range=(0, 1), density=True, color="C0", alpha=0.6)
+    axes[1].axhline(1.0, color="k", lw=1)
+    axes[1].set_xlabel("u")
+    axes[1].set_title("LOO-PIT histogram (uniform if calibrated)")
+    fig.tight_layout()
+    return fig
 
 
 def plot_loo_pointwise(exact, estimates, pareto_k=None) -> Figure:
@@ -756,5 +1032,425 @@ def plot_ppc(data, var_name: str = "obs", num_draws: int = 40, seed: int = 0) ->
         ax.axvline(t_obs, color="k", lw=2)
         ax.set_title(f"T = {name}: p = {np.mean(t_rep >= t_obs):.2f}")
         ax.set_xlabel(f"{name} of a data set")
+    fig.tight_layout()
+    return fig
+
+
+# --- ppca figures (owned by the PPCA topic) ---
+
+__all__ += [
+    "plot_ppca_comparison",
+    "plot_ppca_em",
+    "plot_ppca_generative",
+    "plot_ppca_imputation",
+    "plot_ppca_posterior",
+    "plot_ppca_selection",
+]
+
+
+def _ppca_np(a):
+    import numpy as np
+
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a, dtype=float)
+
+
+def plot_ppca_generative(x, params, title: str = "PPCA in two dimensions") -> Figure:
+    r"""Points of a 2-D PPCA with :math:`M = 1` (or the first two coordinates otherwise),
+    the line :math:`\mu + W z` and the 1- and 2-standard-deviation ellipses of
+    :math:`C = W W^\top + \sigma^2 I` (PRML Fig. 12.9).
+
+    Parameters
+    ----------
+    x : array_like, shape (N, D)
+        Points, e.g. from ``ppca.sample``.
+    params : PPCAParams
+        ``(W, mu, sigma2)`` with ``W`` of shape (D, M).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    x = _ppca_np(x)
+    w, mu, s2 = (_ppca_np(p) for p in params)
+    if x.ndim != 2 or x.shape[1] < 2 or w.ndim != 2 or w.shape[0] != x.shape[1]:
+        raise ValueError(
+            f"x must have shape (N, D) with D >= 2 matching params.W (D, M); got x "
+            f"{x.shape}, W {w.shape}"
+        )
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(x[:, 0], x[:, 1], s=6, alpha=0.4, color="C0", label="x ~ N(μ, WWᵀ + σ²I)")
+    c = (w @ w.T + float(s2) * np.eye(w.shape[0]))[:2, :2]
+    evals, evecs = np.linalg.eigh(c)
+    t = np.linspace(0, 2 * np.pi, 200)
+    circle = np.stack([np.cos(t), np.sin(t)])
+    for k in (1, 2):
+        e = evecs @ (np.sqrt(evals)[:, None] * circle) * k
+        ax.plot(
+            mu[0] + e[0], mu[1] + e[1], color="C3", lw=1, label=f"{k} sd of C" if k == 1 else None
+        )
+    span = 2.5 * np.linalg.norm(w[:2, 0])
+    u = w[:2, 0] / max(np.linalg.norm(w[:2, 0]), 1e-300)
+    ax.plot(
+        *(mu[:2, None] + u[:, None] * np.array([-span, span])), color="k", lw=1.5, label="μ + W z"
+    )
+    ax.set_aspect("equal")
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+def plot_ppca_posterior(z_true, mean, sd, n: int = 40) -> Figure:
+    r"""The posterior :math:`p(z_n \mid x_n)` of the first latent coordinate against the
+    :math:`z_n` that generated each point: posterior means with 2-sd bars.
+
+    Parameters
+    ----------
+    z_true : array_like, shape (N,) or (N, M)
+    mean : array_like, same shape
+        Posterior means.
+    sd : array_like, shape (M,) or (N, M) or scalar
+        Posterior standard deviations.
+    n : int
+        How many points to draw.
+    """
+    import numpy as np
+
+    zt, m = _ppca_np(z_true).reshape(len(z_true), -1)[:, 0], _ppca_np(mean)
+    m = m.reshape(len(mean), -1)[:, 0]
+    if zt.shape != m.shape:
+        raise ValueError(f"z_true and mean must have the same length; got {zt.shape}, {m.shape}")
+    s = np.broadcast_to(
+        _ppca_np(sd).reshape(-1)[:1] if np.ndim(sd) < 2 else _ppca_np(sd)[:, 0], m.shape
+    )
+    k = min(n, len(m))
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.errorbar(
+        zt[:k], m[:k], yerr=2 * s[:k], fmt="o", ms=3, color="C0", alpha=0.8, label="E[z | x] ± 2 sd"
+    )
+    lo, hi = float(min(zt[:k].min(), m[:k].min())), float(max(zt[:k].max(), m[:k].max()))
+    ax.plot([lo, hi], [lo, hi], color="k", lw=1, label="E[z | x] = z")
+    ax.set_xlabel("true z (first coordinate)")
+    ax.set_ylabel("posterior mean")
+    ax.legend(fontsize=8)
+    ax.set_title("The posterior over z")
+    return fig
+
+
+def plot_ppca_em(histories: dict, ll_star: float) -> Figure:
+    r"""EM's distance to the maximum, :math:`\ln L^* - \ln L_t`, per iteration (log scale).
+
+    Parameters
+    ----------
+    histories : dict of str to array_like
+        Label to the log-likelihood of every iterate (``em(...).log_likelihood``).
+    ll_star : float
+        The closed form's maximised log-likelihood.
+    """
+    import numpy as np
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, h in histories.items():
+        gap = np.maximum(float(ll_star) - _ppca_np(h), 1e-16 * abs(float(ll_star)))
+        ax.semilogy(np.arange(len(gap)), gap, label=label)
+    ax.set_xlabel("EM iteration")
+    ax.set_ylabel("ln L* - ln L (closed form - EM)")
+    ax.set_title("EM against the closed form")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_ppca_selection(selections: dict) -> Figure:
+    """One panel per criterion: its score against M, the chosen M marked.
+
+    Parameters
+    ----------
+    selections : dict of str to LatentDimSelection
+        E.g. ``{"minka": ppca.select_latent_dim(x, "minka"), ...}``.
+    """
+    import numpy as np
+
+    if not selections:
+        raise ValueError("selections must hold at least one LatentDimSelection")
+    plt = _plt()
+    fig, axes = plt.subplots(
+        1, len(selections), figsize=(3.6 * len(selections), 3.2), squeeze=False
+    )
+    labels = {
+        "minka": "ln p(X | M) (Minka)",
+        "bic": "BIC (lower is better)",
+        "heldout": "held-out ln p per point",
+    }
+    for ax, (name, sel) in zip(axes[0], selections.items(), strict=True):
+        dims, scores = _ppca_np(sel.dims), _ppca_np(sel.scores)
+        ok = np.isfinite(scores)
+        ax.plot(dims[ok], scores[ok], "o-", ms=3)
+        ax.axvline(sel.latent_dim, color="C3", ls="--", label=f"chosen M = {sel.latent_dim}")
+        ax.set_xlabel("M")
+        ax.set_title(labels.get(sel.method, name), fontsize=9)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_ppca_imputation(
+    original, observed, imputed, n: int = 6, image_shape: tuple[int, int] | None = None
+) -> Figure:
+    """Rows of images: the original, with its missing pixels (NaN, shown red), imputed.
+
+    Parameters
+    ----------
+    original, observed, imputed : array_like, shape (N, D)
+        ``observed`` has NaN where a pixel is missing.
+    n : int
+        Images shown.
+    image_shape : (int, int), optional
+        Square by default.
+    """
+    import numpy as np
+
+    a, b, c = (_ppca_np(v) for v in (original, observed, imputed))
+    if not (a.shape == b.shape == c.shape) or a.ndim != 2:
+        raise ValueError(
+            f"original, observed and imputed must have one shape (N, D); got {a.shape}, "
+            f"{b.shape}, {c.shape}"
+        )
+    h, w = _image_shape(a.shape[1], image_shape)
+    k = min(n, a.shape[0])
+    plt = _plt()
+    fig, axes = plt.subplots(3, k, figsize=(1.2 * k, 3.8), squeeze=False)
+    cmap = plt.get_cmap("gray_r").with_extremes(bad="red")
+    vmin, vmax = float(np.nanmin(a)), float(np.nanmax(a))
+    for j in range(k):
+        for i, (row, name) in enumerate(((a, "original"), (b, "missing (red)"), (c, "imputed"))):
+            ax = axes[i, j]
+            ax.imshow(np.ma.masked_invalid(row[j].reshape(h, w)), cmap=cmap, vmin=vmin, vmax=vmax)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(name, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_ppca_comparison(panels: dict) -> Figure:
+    """Bar charts side by side, one per panel: ``{title: {label: value}}`` (e.g. held-out
+    log-likelihood per model, accuracy per classifier); values printed on the bars."""
+    if not panels:
+        raise ValueError("panels must hold at least one {title: {label: value}} entry")
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
+    for ax, (title, values) in zip(axes[0], panels.items(), strict=True):
+        names = list(values)
+        vals = [float(values[k]) for k in names]
+        bars = ax.bar(range(len(names)), vals, color=[f"C{i}" for i in range(len(names))])
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=20, ha="right", fontsize=8)
+        for bar, v in zip(bars, vals, strict=True):
+            ax.annotate(
+                f"{v:.3g}",
+                (bar.get_x() + bar.get_width() / 2, v),
+                ha="center",
+                va="bottom" if v >= 0 else "top",
+                fontsize=8,
+            )
+        lo, hi = min(vals), max(vals)
+        if lo > 0:  # zoom on the differences (accuracies)
+            pad = 0.15 * (hi - lo) + 1e-3 * hi
+            ax.set_ylim(max(0.0, lo - 4 * pad), hi + pad)
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# --- bayesian pca figures (owned by the Bayesian PCA topic) ---
+
+__all__ += ["plot_alpha_history", "plot_hinton"]
+
+
+def _bpca_np(a):
+    import numpy as np
+
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a, dtype=float)
+
+
+def plot_hinton(panels: dict, max_weight: float | None = None) -> Figure:
+    """Hinton diagrams of loading matrices side by side (PRML Fig. 12.14): one square per
+    entry, its area proportional to the magnitude, white for positive, black for negative.
+
+    Parameters
+    ----------
+    panels : dict
+        Title -> matrix of shape (D, M) (tensor or array).
+    max_weight : float, optional
+        The magnitude drawn as a full cell; the largest over all panels by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    plt = _plt()
+    if not panels:
+        raise ValueError("panels must hold at least one matrix")
+    mats = {k: np.asarray(_bpca_np(v), dtype=float) for k, v in panels.items()}
+    for k, v in mats.items():
+        if v.ndim != 2:
+            raise ValueError(f"panels[{k!r}] must be a 2-D matrix; got shape {v.shape}")
+    top = max_weight or max(float(np.abs(v).max()) for v in mats.values()) or 1.0
+    fig, axes = plt.subplots(1, len(mats), figsize=(2.6 * len(mats), 3.6), squeeze=False)
+    for ax, (title, w) in zip(axes[0], mats.items(), strict=True):
+        ax.set_facecolor("0.5")
+        for (i, j), v in np.ndenumerate(w):
+            size = np.sqrt(min(abs(v) / top, 1.0))
+            colour = "white" if v > 0 else "black"
+            ax.add_patch(plt.Rectangle((j - size / 2, i - size / 2), size, size, facecolor=colour))
+        ax.set_xlim(-0.5, w.shape[1] - 0.5)
+        ax.set_ylim(w.shape[0] - 0.5, -0.5)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_alpha_history(alpha_history, log_likelihood=None) -> Figure:
+    r"""The ARD precisions :math:`\alpha_i` across EM iterations (log scale), one line per
+    column; a column that is switched off leaves the plot at :math:`\alpha = \infty`.
+
+    Parameters
+    ----------
+    alpha_history : array_like, shape (T, M)
+        E.g. ``bayesian_pca.ard_em(...).alpha_history``.
+    log_likelihood : array_like, shape (T,), optional
+        Drawn in a second panel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    plt = _plt()
+    a = np.asarray(_bpca_np(alpha_history), dtype=float)
+    if a.ndim != 2:
+        raise ValueError(f"alpha_history must have shape (T, M); got {a.shape}")
+    ncols = 1 if log_likelihood is None else 2
+    fig, axes = plt.subplots(1, ncols, figsize=(5.2 * ncols, 3.6), squeeze=False)
+    ax = axes[0, 0]
+    it = np.arange(1, a.shape[0] + 1)
+    for i in range(a.shape[1]):
+        ax.semilogy(it, np.where(np.isfinite(a[:, i]), a[:, i], np.nan), lw=1.5)
+    ax.set_xlabel("EM iteration")
+    ax.set_ylabel("α_i")
+    ax.set_title("ARD precisions (a column leaves at α = ∞)")
+    if log_likelihood is not None:
+        ll = np.asarray(_bpca_np(log_likelihood), dtype=float)
+        axes[0, 1].plot(np.arange(1, len(ll) + 1), ll)
+        axes[0, 1].set_xlabel("EM iteration")
+        axes[0, 1].set_ylabel("ln p(X | W, μ, σ²)")
+    fig.tight_layout()
+    return fig
+
+
+# --- vae figures (owned by the VAE topic) ---
+
+__all__ += ["plot_vae_bounds", "plot_vae_training"]
+
+
+def plot_vae_training(curves: dict, window: int = 20, validation: dict | None = None) -> Figure:
+    r"""Training curves: the loss per data point at every step (a moving average over
+    ``window`` steps drawn over the raw values), one line per run, e.g. ``Trace_ELBO``
+    against ``TraceMeanField_ELBO``; optional validation losses as markers.
+
+    Parameters
+    ----------
+    curves : dict of str to array_like, shape (steps,)
+        Run name to per-data-point losses (negative ELBO / N).
+    window : int
+        Moving-average width.
+    validation : dict of str to (array_like, array_like), optional
+        Run name to (steps, losses) of held-out evaluations.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for k, (name, losses) in enumerate(curves.items()):
+        y = np.asarray(losses, dtype=float)
+        color = f"C{k}"
+        ax.plot(np.arange(1, len(y) + 1), y, color=color, alpha=0.25, lw=0.6)
+        if len(y) >= window > 1:
+            smooth = np.convolve(y, np.ones(window) / window, mode="valid")
+            ax.plot(np.arange(window, len(y) + 1), smooth, color=color, lw=1.6, label=name)
+        else:
+            ax.lines[-1].set_label(name)
+        if validation and name in validation:
+            steps, vals = validation[name]
+            ax.plot(steps, vals, "o", ms=3, color=color, mfc="white", label=f"{name}, held out")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss per data point (nats)")
+    lo = min(float(np.percentile(np.asarray(c, dtype=float), 1)) for c in curves.values())
+    # Upper limit: where the runs are after a tenth of their steps, so that the early
+    # descent does not flatten the part of the curves that tells them apart.
+    hi = max(float(np.percentile(np.asarray(c, dtype=float), 90)) for c in curves.values())
+    hi = min(
+        hi,
+        max(
+            float(np.mean(np.asarray(c, dtype=float)[len(c) // 10 :][:window]))
+            for c in curves.values()
+        ),
+    )
+    if hi > lo:
+        ax.set_ylim(lo - 0.05 * (hi - lo), hi)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_vae_bounds(ks, estimates: dict, references: dict | None = None) -> Figure:
+    r"""Held-out log-likelihood estimates against the number of importance samples
+    :math:`K` (log axis), with horizontal reference lines (an ELBO, PPCA's exact value).
+
+    Parameters
+    ----------
+    ks : array_like, shape (k,)
+    estimates : dict of str to array_like, shape (k,)
+        Name to the mean estimate per data point at each ``K``.
+    references : dict of str to float, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    k = np.asarray(ks, dtype=float)
+    for i, (name, values) in enumerate(estimates.items()):
+        ax.plot(k, np.asarray(values, dtype=float), "o-", color=f"C{i}", label=name)
+    for j, (name, value) in enumerate((references or {}).items()):
+        ax.axhline(float(value), ls="--", lw=1, color=f"C{len(estimates) + j}", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("K (importance samples)")
+    ax.set_ylabel("held-out log p(x) per point (nats)")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

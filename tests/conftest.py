@@ -41,7 +41,14 @@ def _one_torch_thread():
     if torch is None:
         yield
         return
+    # Likewise one BLAS thread for numpy and scipy (small matrices: ~30x slower with two
+    # threads on a loaded 2-core machine, measured). threadpool_limits reaches only the BLAS
+    # libraries loaded when it is entered, and scipy.linalg brings its own: import it first.
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(limits=1):
+        yield
     torch.set_num_threads(threads)
