@@ -42,6 +42,8 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
+from pyro.distributions.kl import kl_divergence
+from pyro.distributions.util import scale_and_mask
 from pyro.infer import MCMC, NUTS, Trace_ELBO, TraceMeanField_ELBO
 from pyro.infer.elbo import ELBO
 from pyro.nn import PyroModule
@@ -50,7 +52,16 @@ from tqdm.auto import tqdm
 
 from ._checks import check_choice, check_int, check_positive
 
-__all__ = ["FitError", "FitResult", "data_plate", "fit_svi", "iid", "pyro_method", "run_nuts"]
+__all__ = [
+    "FitError",
+    "FitResult",
+    "data_plate",
+    "evaluate_loss",
+    "fit_svi",
+    "iid",
+    "pyro_method",
+    "run_nuts",
+]
 
 # Parameters live in their module (DESIGN.md). Pyro's default syncs every active
 # PyroModule's parameters with the global parameter store *by name*, so two instances of one
@@ -161,12 +172,26 @@ class FitResult(NamedTuple):
         Whether the convergence criterion stopped the fit before ``num_steps``.
     seconds : float
         Wall-clock time of this call.
+    val_losses : numpy.ndarray
+        With ``validation``: the loss per validation data point at every validation,
+        shape ``(V,)``; empty otherwise.
+    val_steps : numpy.ndarray
+        The number of steps taken at each validation, shape ``(V,)``.
+    best_step : int or None
+        The entry of ``val_steps`` with the lowest validation loss: the parameters the
+        module holds at the end when ``restore_best`` (``None`` without validation).
+    stopped_early : bool
+        Whether ``patience`` validations without improvement stopped the fit.
     """
 
     losses: np.ndarray
     num_steps: int
     converged: bool
     seconds: float
+    val_losses: np.ndarray = np.empty(0)
+    val_steps: np.ndarray = np.empty(0, dtype=np.int64)
+    best_step: int | None = None
+    stopped_early: bool = False
 
 
 class FitError(RuntimeError):
@@ -268,6 +293,86 @@ def _has_no_latent_sites(
     return True
 
 
+class _NoShortcut(Exception):
+    pass
+
+
+def _reparam_loss(
+    model: Callable[..., Any],
+    guide: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    analytic_kl: bool,
+) -> torch.Tensor:
+    """``Trace_ELBO`` (or, with ``analytic_kl``, ``TraceMeanField_ELBO``) with one particle
+    for a guide whose every site is reparametrised: the same sum, site by site, without the
+    machinery those classes need for the general case (score-function terms, log-density
+    caches, a NaN check that synchronises with the device): on the VAE that machinery was
+    a third to a half of Pyro's cost over a hand-written loss (``python -m
+    benchmarks.bench_vae --profile``). Raises ``_NoShortcut`` where the shortcut does not
+    apply; :func:`_reparam_agrees` licenses it for a fit."""
+    guide_trace = prune_subsample_sites(poutine.trace(guide).get_trace(*args, **kwargs))
+    model_trace = prune_subsample_sites(
+        poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+    )
+    total: torch.Tensor | float = 0.0
+    latent = 0
+    for name, site in model_trace.nodes.items():
+        if site["type"] != "sample":
+            continue
+        if site["is_observed"]:
+            lp = site["fn"].log_prob(site["value"])
+            total = total + scale_and_mask(lp, site["scale"], site["mask"]).sum()
+            continue
+        g = guide_trace.nodes.get(name)
+        if g is None or g["type"] != "sample" or not g["fn"].has_rsample:
+            raise _NoShortcut
+        latent += 1
+        if analytic_kl:
+            try:
+                kl = kl_divergence(g["fn"], site["fn"])
+            except NotImplementedError:
+                pass
+            else:
+                total = total - scale_and_mask(kl, g["scale"], g["mask"]).sum()
+                continue
+        lp = scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"])
+        lq = scale_and_mask(g["fn"].log_prob(g["value"]), g["scale"], g["mask"])
+        total = total + lp.sum() - lq.sum()
+    if latent != sum(1 for site in guide_trace.nodes.values() if site["type"] == "sample"):
+        raise _NoShortcut  # guide sites the model does not have (auxiliary variables)
+    if not isinstance(total, torch.Tensor):
+        raise _NoShortcut
+    return -total
+
+
+def _reparam_agrees(
+    model: Callable[..., Any],
+    guide: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    elbo: ELBO,
+) -> bool:
+    """Whether :func:`_reparam_loss` applies and gives Pyro's number with the same draws
+    (to summation rounding): the check that licenses the shortcut for a whole fit."""
+    if type(elbo) not in (Trace_ELBO, TraceMeanField_ELBO):
+        return False
+    rng = pyro.util.get_rng_state()
+    try:
+        with torch.no_grad():
+            reference = elbo.differentiable_loss(model, guide, *args, **kwargs)
+            pyro.util.set_rng_state(rng)
+            fast = _reparam_loss(model, guide, args, kwargs, isinstance(elbo, TraceMeanField_ELBO))
+    except _NoShortcut:
+        return False
+    finally:
+        pyro.util.set_rng_state(rng)
+    if not (torch.is_tensor(reference) and torch.isfinite(reference)):
+        return False
+    rtol = 1e-10 if reference.dtype == torch.float64 else 1e-5
+    return bool(torch.allclose(fast, reference, rtol=rtol, atol=0))
+
+
 def _atomic_save(obj: object, path: Path) -> None:
     """Write ``obj`` with ``torch.save`` to a temporary file beside ``path``, then rename.
 
@@ -306,6 +411,10 @@ def fit_svi(
     checkpoint_every: int = 100,
     resume: str | os.PathLike[str] | None = None,
     validate_every_step: bool = False,
+    validation: tuple[Any, ...] | None = None,
+    validate_every: int | None = None,
+    patience: int | None = None,
+    restore_best: bool = True,
     **model_kwargs: Any,
 ) -> FitResult:
     r"""Fit ``module`` by stochastic variational inference: the library's one training loop.
@@ -367,14 +476,33 @@ def fit_svi(
         enabled, on every step. By default it runs on the first evaluation only: the data
         and the shapes do not change between steps, the checks cost up to half of a small
         model's step, and a parameter that turns invalid later shows up as a non-finite
-        loss, which raises ``FitError`` all the same.
+        loss, which raises ``FitError`` all the same. It also keeps Pyro's ELBO classes on
+        every step: by default, with ``loss="trace"`` or ``"meanfield"``, one particle,
+        the module's own guide and every guide site reparametrised (an amortized guide),
+        the loss is summed site by site from one guide trace and the replayed model, once
+        the first evaluation has shown that this sum is Pyro's number for the same draws.
+    validation : tuple, optional
+        Held-out data, a tuple like ``data`` (e.g. ``(x_val,)``), for early stopping. Every
+        ``validate_every`` steps the loss is evaluated on it without gradient, per data
+        point (so that it compares across sizes) and with the same seeded draws every time
+        (:func:`evaluate_loss` with ``seed``, or 0), so that validations differ only by the
+        parameters. The parameters (module and guide) with the lowest validation loss are
+        kept and, with ``restore_best``, put back at the end.
+    validate_every : int, optional
+        Steps between validations: one epoch with ``batch_size``, else 100.
+    patience : int, optional
+        Stop after this many validations in a row without a new lowest validation loss;
+        never by default.
+    restore_best : bool
+        Put back the parameters of the best validation at the end (``validation`` only).
     **model_kwargs
         Keyword arguments passed to ``model`` and ``guide``.
 
     Returns
     -------
     FitResult
-        ``(losses, num_steps, converged, seconds)``.
+        ``(losses, num_steps, converged, seconds, val_losses, val_steps, best_step,
+        stopped_early)``.
 
     Raises
     ------
@@ -436,6 +564,21 @@ def fit_svi(
 
     elbo = _make_elbo(loss, num_particles)
 
+    val_data: tuple[Any, ...] = ()
+    if validation is not None:
+        val_data = _check_validation(validation, validate, floating[0] if floating else None)
+        if validate_every is None:
+            validate_every = 100 if batch_size is None else -(-n // batch_size)
+        validate_every = check_int(validate_every, "validate_every", minimum=1)
+        if patience is not None:
+            patience = check_int(patience, "patience", minimum=1)
+    val_seed = 0 if seed is None else seed
+    val_losses: list[float] = []
+    val_steps: list[int] = []
+    best: list[torch.Tensor] | None = None
+    best_step: int | None = None
+    stopped_early = False
+
     def batch_args(idx: torch.Tensor | None) -> tuple[Any, ...]:
         if idx is None:
             return data
@@ -445,6 +588,7 @@ def fit_svi(
         )
 
     exact_ml = False  # decided after the first evaluation (see below)
+    reparam = False  # likewise
 
     def compute_loss(args: tuple[Any, ...]) -> torch.Tensor:
         try:
@@ -453,6 +597,8 @@ def fit_svi(
                 # one trace of the model gives it without tracing and replaying a guide.
                 trace = poutine.trace(module.model).get_trace(*args, **model_kwargs)
                 return -trace.log_prob_sum()
+            if reparam:
+                return _reparam_loss(module.model, guide, args, model_kwargs, loss == "meanfield")
             return elbo.differentiable_loss(module.model, guide, *args, **model_kwargs)
         except ValueError as err:
             # With Pyro's validation on, a diverging fit shows up as a distribution refusing
@@ -463,8 +609,15 @@ def fit_svi(
 
     # One evaluation creates lazily initialised parameters (autoguides) before the
     # optimizer collects them; under no_grad it costs one forward pass.
-    with torch.no_grad(), pyro.settings.context(module_local_params=True):
-        first_args = batch_args(None if batch_size is None else torch.arange(batch_size))
+    # It runs inside the minibatch context like every step, so that data_plate gives the
+    # models the full size and the rows' indices (per-datapoint guide parameters).
+    first_idx = None if batch_size is None else torch.arange(batch_size, device=device)
+    with (
+        torch.no_grad(),
+        pyro.settings.context(module_local_params=True),
+        _minibatch(n, first_idx) if first_idx is not None else contextlib.nullcontext(),
+    ):
+        first_args = batch_args(first_idx)
         first = compute_loss(first_args)
         if isinstance(loss, str) and guide == getattr(module, "guide", None):
             # The probe runs the model and guide once more; it must not move the random
@@ -476,6 +629,8 @@ def fit_svi(
                 check = compute_loss(first_args)
                 if not torch.allclose(check, first, rtol=1e-10, atol=0, equal_nan=True):
                     exact_ml = False
+            elif num_particles == 1 and not validate_every_step:
+                reparam = _reparam_agrees(module.model, guide, first_args, model_kwargs, elbo)
             pyro.util.set_rng_state(rng)
     params = _unique_params(module, guide)
     if not params:
@@ -584,6 +739,17 @@ def fit_svi(
                     bar.set_postfix(loss=f"{value:.6g}", refresh=False)
                 if ckpt_path is not None and (step + 1) % checkpoint_every == 0:
                     save(ckpt_path, step + 1)
+                if val_data and (step + 1) % validate_every == 0:
+                    val_losses.append(
+                        _evaluate(elbo, module.model, guide, val_data, model_kwargs, val_seed)
+                    )
+                    val_steps.append(step + 1)
+                    if best is None or val_losses[-1] < min(val_losses[:-1]):
+                        best = [p.detach().clone() for p in params]
+                        best_step = step + 1
+                    elif patience is not None and step + 1 - best_step >= patience * validate_every:
+                        stopped_early = True
+                        break
                 k = len(losses)
                 if tol and k >= 2 * window and k % window == 0:
                     new = sum(losses[-window:]) / window
@@ -596,6 +762,10 @@ def fit_svi(
                 _fail(step, float("nan"), losses, params, last_good)
     finally:
         bar.close()
+    if best is not None and restore_best:
+        with torch.no_grad():
+            for b, p in zip(best, params, strict=True):
+                p.copy_(b)
     if ckpt_path is not None:
         save(ckpt_path, len(losses))
     return FitResult(
@@ -603,7 +773,105 @@ def fit_svi(
         num_steps=len(losses),
         converged=converged,
         seconds=time.perf_counter() - start_time,
+        val_losses=np.asarray(val_losses, dtype=np.float64),
+        val_steps=np.asarray(val_steps, dtype=np.int64),
+        best_step=best_step,
+        stopped_early=stopped_early,
     )
+
+
+def _check_validation(
+    validation: object, validate: Callable[..., Any] | None, like: torch.Tensor | None
+) -> tuple[Any, ...]:
+    if not isinstance(validation, tuple):
+        raise TypeError(
+            "validation must be a tuple of data like the positional data, e.g. (x_val,); "
+            f"got {type(validation).__name__}"
+        )
+    data = tuple(_to_tensor(x, i) for i, x in enumerate(validation))
+    if not any(isinstance(x, torch.Tensor) and x.ndim > 0 for x in data):
+        raise ValueError("validation must hold at least one tensor of data points")
+    if validate is not None:
+        data = tuple(validate(*data))
+    if like is not None:
+        data = tuple(
+            x.to(device=like.device, dtype=like.dtype)
+            if isinstance(x, torch.Tensor) and x.is_floating_point()
+            else x
+            for x in data
+        )
+    return data
+
+
+def _evaluate(
+    elbo: ELBO,
+    model: Callable[..., Any],
+    guide: Callable[..., Any],
+    data: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    seed: int,
+) -> float:
+    """The loss per data point on ``data`` with the draws of ``seed``; the random streams
+    are left as they were, so that a fit's draws do not depend on its validations."""
+    n = next(x.shape[0] for x in data if isinstance(x, torch.Tensor) and x.ndim > 0)
+    rng = pyro.util.get_rng_state()
+    try:
+        pyro.set_rng_seed(seed)
+        with torch.no_grad(), pyro.settings.context(module_local_params=True):
+            return float(elbo.loss(model, guide, *data, **kwargs)) / n
+    finally:
+        pyro.util.set_rng_state(rng)
+
+
+def evaluate_loss(
+    module: torch.nn.Module,
+    *data: Any,
+    guide: Callable[..., Any] | None = None,
+    loss: str | ELBO = "trace",
+    num_particles: int = 1,
+    seed: int = 0,
+    **model_kwargs: Any,
+) -> float:
+    r"""The loss (negative ELBO) per data point of ``module`` on ``data``, without gradient,
+    with the draws that ``seed`` gives: what :func:`fit_svi` records as a validation loss.
+
+    Parameters
+    ----------
+    module : PyroModule
+        A topic module (``model`` and ``guide`` methods).
+    *data : torch.Tensor or numpy.ndarray or None
+        The model's positional arguments; the first tensor's length is the number of data
+        points. Converted to the module's floating dtype.
+    guide : callable, optional
+        ``module.guide`` by default.
+    loss : {"trace", "meanfield"} or pyro.infer.ELBO
+    num_particles : int
+    seed : int
+        Seeds the draws; the global random streams are restored afterwards.
+    **model_kwargs
+        Keyword arguments of ``model`` and ``guide``.
+
+    Returns
+    -------
+    float
+        In nats per data point.
+
+    Examples
+    --------
+    >>> from ppl_models.gaussian import Gaussian
+    >>> x = torch.tensor([0.0, 2.0], dtype=torch.float64)
+    >>> m = Gaussian(event_dim=0).double()
+    >>> round(evaluate_loss(m, x), 6) == round(-float(
+    ...     torch.distributions.Normal(m.params().loc, m.params().covariance.sqrt())
+    ...     .log_prob(x).mean()), 6)
+    True
+    """
+    num_particles = check_int(num_particles, "num_particles", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
+    guide = module.guide if guide is None else guide
+    like = next((p for p in module.parameters() if p.is_floating_point()), None)
+    data = _check_validation(tuple(data), getattr(module, "validate_data", None), like)
+    return _evaluate(_make_elbo(loss, num_particles), module.model, guide, data, model_kwargs, seed)
 
 
 def _fail(

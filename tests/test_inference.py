@@ -278,3 +278,90 @@ def test_maximum_likelihood_shortcut_only_without_latent_sites():
     assert inference._has_no_latent_sites(g.model, g.guide, (x,), {})
     g.loc = pyro.nn.PyroSample(dist.Normal(torch.tensor(0.0), torch.tensor(10.0)))
     assert not inference._has_no_latent_sites(g.model, AutoNormal(g.model), (x,), {})
+
+
+# --- early stopping on held-out data (owned by the VAE topic) ---
+
+
+def test_early_stopping_stops_and_restores_the_best_parameters():
+    # Training data centred at 3, validation data at -1: from loc = 0 every Adam step on
+    # the training loss moves loc away from the validation optimum, so the first validation
+    # is the best and `patience` validations later the fit stops.
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(3.0, 1.0, size=200))
+    x_val = torch.from_numpy(rng.normal(-1.0, 1.0, size=50))
+    g = Gaussian(event_dim=0).double()
+    fit = fit_svi(
+        g,
+        x,
+        validation=(x_val,),
+        validate_every=10,
+        patience=3,
+        lr=0.05,
+        num_steps=1000,
+        tol=0,
+        progress=False,
+    )
+    assert fit.stopped_early and not fit.converged
+    assert fit.num_steps == 40 and fit.val_steps.tolist() == [10, 20, 30, 40]
+    assert fit.best_step == 10 and np.all(np.diff(fit.val_losses) > 0)
+    # The restored parameters are those after 10 steps: a fresh fit stopped there has them.
+    ref = Gaussian(event_dim=0).double()
+    fit_svi(ref, x, lr=0.05, num_steps=10, tol=0, progress=False)
+    assert g.params().loc == ref.params().loc and g.params().covariance == ref.params().covariance
+    # The recorded validation loss at the best step is a fresh evaluation, per data point
+    # (float64, same computation: equal to rounding).
+    fresh = inference.evaluate_loss(g, x_val)
+    assert fresh == pytest.approx(fit.val_losses[0], rel=1e-13)
+    exact = -stats.norm.logpdf(
+        x_val.numpy(), float(g.params().loc), math.sqrt(float(g.params().covariance))
+    ).mean()
+    assert fresh == pytest.approx(exact, rel=1e-12)
+
+
+def test_validation_without_patience_runs_on_and_restore_is_optional():
+    x = _data(100)
+    x_val = _data(40, seed=1)
+    g = Gaussian(event_dim=0).double()
+    fit = fit_svi(
+        g,
+        x,
+        validation=(x_val,),
+        validate_every=25,
+        num_steps=100,
+        tol=0,
+        restore_best=False,
+        progress=False,
+    )
+    assert fit.num_steps == 100 and not fit.stopped_early
+    assert fit.val_steps.tolist() == [25, 50, 75, 100]
+    assert fit.best_step == int(fit.val_steps[np.argmin(fit.val_losses)])
+    # Without restore_best the module keeps its last parameters.
+    assert inference.evaluate_loss(g, x_val) == pytest.approx(fit.val_losses[-1], rel=1e-13)
+    # FitResult keeps working positionally and without the new fields.
+    plain = fit_svi(Gaussian(event_dim=0).double(), x, num_steps=5, tol=0, progress=False)
+    assert plain.val_losses.size == 0 and plain.best_step is None and not plain.stopped_early
+    _losses, num_steps, _converged, _seconds = plain[:4]
+    assert num_steps == 5
+
+
+def test_validation_default_interval_is_one_epoch():
+    x = _data(100)
+    g = Gaussian(event_dim=0).double()
+    fit = fit_svi(g, x, validation=(x[:30],), batch_size=32, num_steps=12, tol=0, progress=False)
+    assert fit.val_steps.tolist() == [4, 8, 12]  # ceil(100 / 32) = 4 steps per epoch
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        ({"validation": torch.zeros(5)}, TypeError, "validation must be a tuple"),
+        ({"validation": (None,)}, ValueError, "validation must hold at least one tensor"),
+        ({"validation": (torch.zeros(5),), "patience": 0}, ValueError, "patience must be"),
+        ({"validation": (torch.zeros(5),), "validate_every": 0}, ValueError, "validate_every"),
+        ({"validation": (torch.tensor([0.0, float("nan")]),)}, ValueError, "finite"),
+    ],
+)
+def test_bad_validation_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        fit_svi(Gaussian(event_dim=0), _data(20), num_steps=2, progress=False, **kwargs)
