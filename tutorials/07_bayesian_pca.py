@@ -1,0 +1,227 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # 07 · Bayesian PCA: priors on PPCA, automatic relevance determination
+#
+# Probabilistic PCA (tutorial 06) explains data $x_n \in \mathbb R^D$ by
+# $x_n = W z_n + \mu + \epsilon_n$, $z_n \sim \mathcal N(0, I_M)$,
+# $\epsilon_n \sim \mathcal N(0, \sigma^2 I)$, so $x_n \sim \mathcal N(\mu, C)$ with
+# $C = W W^\top + \sigma^2 I$. Its maximum likelihood needs $M$ given. Bayesian PCA
+# (Bishop 1999; PRML 12.2.3) starts from $M = D - 1$ and puts a prior on each column of $W$,
+#
+# $$ w_i \mid \alpha_i \sim \mathcal N(0, \alpha_i^{-1} I_D), \qquad
+#    \alpha_i \sim \mathrm{Gam}(a, b), $$
+#
+# plus a half-Cauchy prior on $\sigma$ and a broad Gaussian on $\mu$. A large precision
+# $\alpha_i$ pulls $w_i$ to zero: **automatic relevance determination** (ARD) switches off
+# the columns the data do not need. The EM of PRML 12.2.3 alternates PPCA's E-step, the
+# M-step with the prior, $W = [\sum_n (x_n - \bar x)\mathbb E[z_n]^\top]
+# [\sum_n \mathbb E[z_n z_n^\top] + \sigma^2 A]^{-1}$ with $A = \mathrm{diag}(\alpha)$, and
+# the evidence update $\alpha_i = D / \|w_i\|^2$.
+#
+# Bishop's experiment: N = 300 points in D = 10 with standard deviation 1 in 3 random
+# orthogonal directions and 0.5 in the other 7, fitted with 9 columns.
+
+# %%
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+import pyro.distributions as dist
+import torch
+from pyro.infer.autoguide import AutoDelta
+from pyro.nn import PyroSample
+
+from ppl_models import bayesian_pca as bp
+from ppl_models import plots, ppca
+from ppl_models.datasets import make_bishop_bpca_data
+from ppl_models.inference import fit_svi, run_nuts
+from ppl_models.regression import IterateAveraging, LinearRegression, polynomial_features
+
+SMOKE = os.environ.get("PPL_MODELS_SMOKE") == "1"
+torch.set_num_threads(1)  # D = 10: one thread is fastest
+
+data = make_bishop_bpca_data(n=300, d=10, seed=0)
+x = data.x
+print(x.shape, "true noise variance", float(data.sigma2))
+
+
+def rel(a, b):
+    return float(torch.linalg.matrix_norm(a - b) / torch.linalg.matrix_norm(b))
+
+
+# %% [markdown]
+# ## The closed-form side: ARD by EM
+#
+# `ard_em` is plain torch. A point estimate has no floor: a switched-off column shrinks to
+# exactly zero and its $\alpha_i$ to infinity. (Each iteration also rotates $W$ to
+# orthogonal columns, which leaves $C$ unchanged and raises the objective: see the
+# docstring.)
+
+# %%
+em = bp.ard_em(x, 9, seed=0)
+print("iterations:", len(em.log_likelihood), "converged:", em.converged)
+print("column norms:", torch.linalg.vector_norm(em.params.W, dim=0).numpy().round(3))
+print("alpha:", em.alpha.numpy().round(2))
+print("effective dimension:", em.effective_dim)
+c_em = bp.model_covariance(em.params.W, em.params.sigma2)
+
+plots.finish(plots.plot_alpha_history(em.alpha_history, em.log_likelihood), "bpca_alpha_history")
+
+# %% [markdown]
+# PRML Fig. 12.14: Hinton diagrams of $W$ for maximum-likelihood PPCA with 9 columns
+# (every column used) and for Bayesian PCA (three left).
+
+# %%
+ml = ppca.closed_form(x, 9)
+fig = plots.plot_hinton({"max. likelihood PPCA": ml.W, "Bayesian PCA (ARD EM)": em.params.W})
+plots.finish(fig, "bpca_hinton")
+
+# %% [markdown]
+# The dimension by other routes: Minka's Laplace evidence, BIC and held-out
+# log-likelihood (`ppca.select_latent_dim`) against ARD.
+
+# %%
+for method in ("minka", "bic", "heldout"):
+    print(f"{method:8s} M = {ppca.select_latent_dim(x, method).latent_dim}")
+print(f"{'ARD':8s} M = {em.effective_dim}")
+
+# %% [markdown]
+# ## The Pyro model
+#
+# `BayesianPCA` is PPCA with every parameter a `PyroSample`. In the marginal form $z$ is
+# integrated out (`obs` is a low-rank Gaussian, fine for NUTS); the latent form keeps `z`
+# for SVI with minibatches. Its guide is an autoguide (`"delta"` = MAP, `"normal"`,
+# `"lowrank"`) started from the data: Pyro's default `init_to_median` would put
+# $\alpha$ at the median of the vague Gamma(1e-3, 1e-3), about 0, so $W$ at an infinite
+# scale, and the first step would fail in a Cholesky factorisation.
+#
+# **MAP** (point-mass guide): deterministic, so L-BFGS.
+
+# %%
+map_m = bp.BayesianPCA(10, 9, guide="delta")
+fit_svi(map_m, x, optimizer="lbfgs", num_steps=2 if SMOKE else 100, progress=False, seed=0)
+med = map_m.median()
+print("MAP norms:", torch.linalg.vector_norm(med["W"], dim=0).numpy().round(3))
+print("MAP alpha:", med["alpha"].numpy().round(1), "effective_dim:", map_m.effective_dim())
+print("C vs ard_em:", rel(bp.model_covariance(med["W"], med["sigma"] ** 2), c_em))
+
+# %% [markdown]
+# **A full posterior** does not prune to zero: given $\alpha_i$ a switched-off column is
+# drawn from its prior and keeps a norm of about $\sqrt{D/\alpha_i}$. So each fit has its
+# rule for the effective dimension: for a Gaussian guide, the guide's *median* column
+# norms (5% of the largest); for posterior draws, the gap in the sorted $\alpha$.
+# Adam at a constant step keeps jittering on a Monte-Carlo ELBO; averaging its iterates
+# (`IterateAveraging`) removes the jitter.
+
+# %%
+mf = bp.BayesianPCA(10, 9, guide="normal")
+avg = IterateAveraging(lr=0.02, start=20 if SMOKE else 1000)
+fit = fit_svi(mf, x, optimizer=avg, num_steps=50 if SMOKE else 2500, progress=False, seed=0, tol=0)
+avg.apply()
+print("guide-median norms:", torch.linalg.vector_norm(mf.median()["W"], dim=0).numpy().round(3))
+svi_draws = mf.sample_posterior(2000, seed=0)
+print("effective_dim:", mf.effective_dim())
+print("posterior mean C vs ard_em:", rel(bp.rotation_free(svi_draws)["C"].mean(0), c_em))
+
+# %% [markdown]
+# **NUTS** on the marginal form. The columns swap labels between draws and chains (the
+# prior is symmetric under permutations, the likelihood under all rotations), so raw
+# `W` and `alpha` have no meaningful R-hat; the rotation-free quantities (sorted
+# $\alpha$, sorted column norms, $C$) do.
+
+# %%
+nuts_m = bp.BayesianPCA(10, 9)
+mcmc = run_nuts(
+    nuts_m,
+    x,
+    num_samples=5 if SMOKE else 500,
+    warmup_steps=5 if SMOKE else 500,
+    num_chains=2,
+    seed=0,
+    # The vague prior makes a funnel between a switched-off column and its alpha: bound
+    # the cost of a draw (the smoke run only shows the mechanics).
+    max_tree_depth=2 if SMOKE else 8,
+)
+samples = mcmc.get_samples(group_by_chain=True)
+rf = bp.rotation_free(samples)
+print("posterior mean of sorted alpha:", rf["alpha_sorted"].mean((0, 1)).numpy().round(1))
+print("effective_dim:", nuts_m.effective_dim(mcmc.get_samples()))
+print("posterior mean C vs ard_em:", rel(rf["C"].mean((0, 1)), c_em))
+
+# %% [markdown]
+# ## ArviZ
+#
+# `workflow.to_inference_data` turns the MCMC run and the SVI guide into ArviZ data
+# (posterior, posterior predictive, pointwise log-likelihood). The diagnostics and the
+# forest plot use the sorted $\alpha$ (log scale) and sorted norms.
+
+# %%
+import arviz as az
+
+from ppl_models import workflow
+from ppl_models._arviz import from_arrays
+
+idata_nuts = workflow.to_inference_data(mcmc)
+idata_svi = workflow.to_inference_data(mf, x, num_samples=5 if SMOKE else 200, num_chains=2)
+print(workflow.get_group(idata_nuts, "log_likelihood")["obs"].sizes)
+
+sorted_nuts = from_arrays(
+    {
+        "log_alpha_sorted": np.log(rf["alpha_sorted"].numpy()),
+        "norm_sorted": rf["norm_sorted"].numpy(),
+    }
+)
+print(workflow.summary(sorted_nuts))
+print(
+    "divergences:",
+    int(np.asarray(workflow.get_group(idata_nuts, "sample_stats")["diverging"]).sum()),
+)
+axes = az.plot_forest(sorted_nuts, var_names=["log_alpha_sorted"], combined=True)
+plots.finish(np.ravel(axes)[0].figure, "bpca_forest_alpha")
+
+# %% [markdown]
+# ## A prior on any parameter of any topic
+#
+# Every topic keeps its point parameters as `PyroParam` attributes. Assigning a
+# `PyroSample` to the attribute of an *instance* turns the parameter into a sample site with
+# that prior, without touching the model code. A Laplace (sparsity) prior on PPCA's $W$,
+# fitted by MAP:
+
+# %%
+lap = ppca.MarginalPPCA(10, 3)
+lap.W = PyroSample(dist.Laplace(torch.zeros(10, 3, dtype=torch.float64), 1.0).to_event(2))
+guide = AutoDelta(lap.model)
+fit_svi(lap, x, guide=guide, optimizer="lbfgs", num_steps=2 if SMOKE else 100, progress=False)
+w = guide.median()["W"]
+c_lap = w @ w.T + lap.params().sigma2 * torch.eye(10, dtype=torch.float64)
+print(
+    "Laplace-prior MAP C vs maximum likelihood:",
+    rel(c_lap, ppca.covariance(ppca.closed_form(x, 3))),
+)
+
+# %% [markdown]
+# And priors on every parameter of a regression, sampled by NUTS:
+
+# %%
+xs = torch.linspace(0, 1, 40, dtype=torch.float64)
+t = (
+    1.0
+    + 2.0 * xs
+    + 0.1 * torch.randn(40, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+)
+phi = polynomial_features(xs, 1)
+reg = LinearRegression(2)
+reg.w = PyroSample(dist.Laplace(torch.zeros(2, dtype=torch.float64), 10.0).to_event(1))
+reg.beta = PyroSample(dist.Gamma(torch.tensor(1.0, dtype=torch.float64), 0.01))
+reg_mcmc = run_nuts(
+    reg, phi, t, num_samples=10 if SMOKE else 300, warmup_steps=10 if SMOKE else 300, num_chains=1
+)
+print("posterior mean w:", reg_mcmc.get_samples()["w"].mean(0).numpy().round(3))
