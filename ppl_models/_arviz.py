@@ -41,19 +41,25 @@ from typing import Any, NamedTuple
 import numpy as np
 
 __all__ = [
+    "PRIOR_GROUPS",
     "SAMPLE_GROUPS",
     "LooResult",
     "arviz_major",
+    "compare",
     "from_arrays",
     "get_group",
     "group_names",
     "loo",
+    "loo_pit",
     "rhat",
     "summary",
 ]
 
 #: Groups whose arrays start with the dimensions ``(chain, draw)``.
 SAMPLE_GROUPS = ("posterior", "posterior_predictive", "log_likelihood", "sample_stats")
+#: Groups of prior draws, also ``(chain, draw, ...)``; their (chain, draw) may differ from
+#: the posterior's.
+PRIOR_GROUPS = ("prior", "prior_predictive")
 
 # The columns both generations' summaries report (their interval columns differ: HDI
 # "hdi_3%" in 0.x, ETI "eti89_lb" in 1.x).
@@ -96,7 +102,7 @@ def _check_group(
         if not isinstance(var, str):
             raise TypeError(f"{name} must have str keys (variable names); got {var!r}")
         arr = _as_array(value, f"{name}[{var!r}]")
-        if name in SAMPLE_GROUPS:
+        if name in SAMPLE_GROUPS or name in PRIOR_GROUPS:
             if arr.ndim < 2:
                 raise ValueError(
                     f"{name}[{var!r}] must have leading dimensions (chain, draw); got shape "
@@ -107,27 +113,31 @@ def _check_group(
             elif arr.shape[:2] != shape:
                 raise ValueError(
                     f"{name}[{var!r}] must have (chain, draw) = {shape} like the other "
-                    f"groups; got shape {arr.shape}"
+                    f"{'prior' if name in PRIOR_GROUPS else 'posterior'} groups; got shape "
+                    f"{arr.shape}"
                 )
         out[var] = arr
     return out, shape
 
 
 def from_arrays(
-    posterior: Mapping[str, Any],
+    posterior: Mapping[str, Any] | None,
     posterior_predictive: Mapping[str, Any] | None = None,
     log_likelihood: Mapping[str, Any] | None = None,
     observed_data: Mapping[str, Any] | None = None,
     sample_stats: Mapping[str, Any] | None = None,
     dims: Mapping[str, Sequence[str]] | None = None,
     coords: Mapping[str, Any] | None = None,
+    prior: Mapping[str, Any] | None = None,
+    prior_predictive: Mapping[str, Any] | None = None,
 ) -> Any:
     """Build ArviZ data from dictionaries of numpy arrays, in either ArviZ generation.
 
     Parameters
     ----------
     posterior : dict of str to array_like, each ``(chain, draw, ...)``
-        Posterior draws per variable.
+        Posterior draws per variable; may be ``None`` only when ``prior`` is given (a
+        prior predictive check before any fit).
     posterior_predictive : dict of str to array_like, each ``(chain, draw, ...)``, optional
         Draws of the observed variables given each posterior draw.
     log_likelihood : dict of str to array_like, each ``(chain, draw, ...)``, optional
@@ -141,6 +151,9 @@ def from_arrays(
         of that name in every group.
     coords : dict of str to array_like, optional
         Coordinate values of named dimensions.
+    prior, prior_predictive : dict of str to array_like, each ``(chain, draw, ...)``, optional
+        Draws from the prior and the data they generate; their ``(chain, draw)`` may differ
+        from the posterior's.
 
     Returns
     -------
@@ -158,18 +171,24 @@ def from_arrays(
     >>> dict(get_group(data, "posterior").sizes)
     {'chain': 2, 'draw': 100}
     """
-    if posterior is None or (isinstance(posterior, Mapping) and not posterior):
+    empty_prior = prior is None or (isinstance(prior, Mapping) and not prior)
+    if empty_prior and (posterior is None or (isinstance(posterior, Mapping) and not posterior)):
         raise ValueError("posterior must be a non-empty dict from variable names to arrays")
     groups: dict[str, dict[str, np.ndarray]] = {}
-    shape = None
+    shape = prior_shape = None
     for name, group in [
         ("posterior", posterior),
         ("posterior_predictive", posterior_predictive),
         ("log_likelihood", log_likelihood),
         ("sample_stats", sample_stats),
+        ("prior", prior),
+        ("prior_predictive", prior_predictive),
         ("observed_data", observed_data),
     ]:
-        checked, shape = _check_group(name, group, shape)
+        if name in PRIOR_GROUPS:
+            checked, prior_shape = _check_group(name, group, prior_shape)
+        else:
+            checked, shape = _check_group(name, group, shape)
         if checked:
             groups[name] = checked
     dims = None if dims is None else {k: list(v) for k, v in dims.items()}
@@ -312,3 +331,165 @@ def loo(data: Any, var_name: str | None = None, quiet: bool = False) -> LooResul
         n_data_points=int(result.n_data_points),
         warning=bool(result.warning),
     )
+
+
+# The columns of compare's table, the same in both generations (0.x names them elpd_loo,
+# p_loo and reports elpd_diff >= 0; 1.x names them elpd, p and reports elpd_diff <= 0).
+_COMPARE_COLUMNS = [
+    "rank",
+    "elpd",
+    "se",
+    "p",
+    "elpd_diff",
+    "dse",
+    "weight",
+    "max_pareto_k",
+    "warning",
+]
+
+
+def compare(
+    datasets: Mapping[str, Any],
+    method: str = "loo",
+    var_name: str | None = None,
+    quiet: bool = False,
+) -> Any:
+    r"""Rank models by their estimated expected log predictive density, in either ArviZ
+    generation (``arviz.compare`` in 0.x, ``arviz_stats.compare`` in 1.x).
+
+    Parameters
+    ----------
+    datasets : dict of str to InferenceData or DataTree
+        Model name to its data, each with ``posterior`` and ``log_likelihood`` groups over
+        the *same* observations (the comparison sums over them).
+    method : {"loo", "waic"}
+        PSIS-LOO (Vehtari et al. 2017; both generations) or WAIC (ArviZ 0.x only; 1.x has
+        no WAIC).
+    var_name : str, optional
+        The observed variable, when the log-likelihood group has more than one.
+    quiet : bool
+        Silence ArviZ's warnings about high Pareto k (the ``warning`` column still says so).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model, best first, indexed by name, with the float columns
+        ``elpd`` (estimated :math:`\mathrm{elpd}`), ``se`` (its standard error), ``p``
+        (effective number of parameters), ``elpd_diff`` (the best model's elpd minus this
+        one's, :math:`\ge 0`), ``dse`` (standard error of that difference), ``weight``
+        (stacking weight), ``max_pareto_k`` (``nan`` for WAIC), and the int ``rank``
+        (0 for the best) and bool ``warning``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=30)
+    >>> def fitted(shift):  # posterior draws of mu, x_n ~ N(mu, 1)
+    ...     mu = rng.normal(x.mean() + shift, 0.18, size=(2, 200))
+    ...     ll = -0.5 * (x - mu[..., None]) ** 2 - 0.5 * np.log(2 * np.pi)
+    ...     return from_arrays({"mu": mu}, log_likelihood={"obs": ll}, dims={"obs": ["data"]})
+    >>> table = compare({"centred": fitted(0.0), "shifted": fitted(1.0)}, quiet=True)
+    >>> list(table.index), float(table["elpd_diff"].iloc[0])
+    (['centred', 'shifted'], 0.0)
+    """
+    import pandas as pd
+
+    if not isinstance(datasets, Mapping) or len(datasets) < 2:
+        raise ValueError(
+            "datasets must be a dict from model names to ArviZ data with at least two models; "
+            f"got {type(datasets).__name__}"
+            + (f" with {len(datasets)}" if isinstance(datasets, Mapping) else "")
+        )
+    if not isinstance(method, str) or method not in ("loo", "waic"):
+        raise ValueError(f"method must be one of ['loo', 'waic']; got {method!r}")
+    major = arviz_major()
+    if method == "waic" and major >= 1:
+        raise ValueError("method='waic' needs ArviZ 0.x; ArviZ 1.x compares by PSIS-LOO only")
+    for name, data in datasets.items():
+        if "log_likelihood" not in group_names(data):
+            raise ValueError(
+                f"datasets[{name!r}] has no log_likelihood group; build it with "
+                "ppl_models.workflow.to_inference_data"
+            )
+    az = _az()
+    data = dict(datasets)
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.filterwarnings("ignore", message=".*Pareto.*")
+            warnings.filterwarnings("ignore", message=".*(posterior variance|WAIC).*")
+        if major >= 1:
+            table = az.compare(data, var_name=var_name, round_to="none")
+            elpd, p = table["elpd"], table["p"]
+        else:
+            table = az.compare(data, ic=method, var_name=var_name)
+            elpd, p = table[f"elpd_{method}"], table[f"p_{method}"]
+        if method == "loo":
+            kmax = {
+                name: float(np.max(loo(d, var_name=var_name, quiet=True).pareto_k))
+                for name, d in data.items()
+            }
+        else:
+            kmax = {name: float("nan") for name in data}
+    elpd = np.asarray(elpd, dtype=float)
+    names = list(table.index)
+    out = pd.DataFrame(
+        {
+            "rank": np.asarray(table["rank"], dtype=int),
+            "elpd": elpd,
+            "se": np.asarray(table["se"], dtype=float),
+            "p": np.asarray(p, dtype=float),
+            "elpd_diff": elpd.max() - elpd,
+            "dse": np.asarray(table["dse"], dtype=float),
+            "weight": np.asarray(table["weight"], dtype=float),
+            "max_pareto_k": [kmax[n] for n in names],
+        },
+        index=names,
+    )
+    out["warning"] = out["max_pareto_k"] > 0.7
+    if "warning" in table.columns and table["warning"].dtype == bool:
+        out["warning"] |= np.asarray(table["warning"], dtype=bool)
+    return out.sort_values("elpd", ascending=False, kind="stable")[_COMPARE_COLUMNS]
+
+
+def loo_pit(data: Any, var_name: str = "obs") -> np.ndarray:
+    r"""Leave-one-out probability integral transform of each observation, in either ArviZ
+    generation.
+
+    .. math::
+
+        u_n = P(\tilde x_n \le x_n \mid x_{-n})
+            \approx \frac{\sum_s w_{sn}\, \mathbb{1}[\tilde x^{(s)}_n \le x_n]}{\sum_s w_{sn}},
+
+    with the PSIS leave-one-out weights :math:`w_{sn}`. For a calibrated model the
+    :math:`u_n` are uniform on :math:`[0, 1]` (Gelman et al., *BDA3*; Gabry et al. 2019):
+    a U shape says the predictive is too narrow, a hump that it is too wide.
+
+    Parameters
+    ----------
+    data : InferenceData or DataTree
+        With ``posterior``, ``posterior_predictive``, ``log_likelihood`` and
+        ``observed_data`` groups holding ``var_name``.
+    var_name : str
+        The observed variable.
+
+    Returns
+    -------
+    numpy.ndarray
+        :math:`u_n` in :math:`[0, 1]`, of the observations' shape.
+    """
+    missing = [
+        g
+        for g in ("posterior_predictive", "log_likelihood", "observed_data")
+        if g not in group_names(data)
+    ]
+    if missing:
+        raise ValueError(f"loo_pit needs the groups {missing} in data; it has {group_names(data)}")
+    az = _az()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Pareto.*")
+        if arviz_major() >= 1:
+            result = az.loo_pit(data, var_names=[var_name])
+            result = result[var_name]
+        else:
+            result = az.loo_pit(data, y=var_name)
+    return np.asarray(getattr(result, "values", result), dtype=float)

@@ -197,3 +197,115 @@ def test_loo_needs_var_name_with_two_observed_variables():
     single = _arviz.loo(data, var_name="a", quiet=True)
     other = _arviz.loo(data, var_name="b", quiet=True)
     np.testing.assert_allclose(single.elpd, other.elpd, rtol=1e-12)
+
+
+# ---- prior groups, compare, LOO-PIT ------------------------------------------------------
+
+
+def test_from_arrays_prior_groups_without_posterior():
+    rng = np.random.default_rng(7)
+    data = _arviz.from_arrays(
+        None,
+        prior={"mu": rng.normal(size=(1, 50))},
+        prior_predictive={"obs": rng.normal(size=(1, 50, 6))},
+        observed_data={"obs": np.zeros(6)},
+        dims={"obs": ["data"]},
+    )
+    assert _arviz.group_names(data) == ["prior", "prior_predictive", "observed_data"]
+    assert _arviz.get_group(data, "prior_predictive")["obs"].dims == ("chain", "draw", "data")
+    # Prior and posterior groups may have different (chain, draw); within each they agree.
+    both = _arviz.from_arrays(
+        {"mu": rng.normal(size=(2, 30))}, prior={"mu": rng.normal(size=(1, 50))}
+    )
+    assert dict(_arviz.get_group(both, "prior").sizes) == {"chain": 1, "draw": 50}
+    with pytest.raises(ValueError, match=r"prior_predictive\['obs'\] must have \(chain, draw\)"):
+        _arviz.from_arrays(
+            None,
+            prior={"mu": np.zeros((1, 50))},
+            prior_predictive={"obs": np.zeros((1, 40, 6))},
+        )
+    with pytest.raises(ValueError, match="posterior must be a non-empty dict"):
+        _arviz.from_arrays(None)
+
+
+def _model_data(shift: float, x: np.ndarray, draws: int, seed: int):
+    """Exact posterior draws of the conjugate model, shifted by ``shift`` posterior means."""
+    rng = np.random.default_rng(seed)
+    m, s = _posterior(x)
+    mu = rng.normal(m + shift, s, size=(4, draws))
+    ll = st.norm.logpdf(x, mu[..., None], SIGMA)
+    pp = rng.normal(mu[..., None], SIGMA, size=(4, draws, len(x)))
+    data = _arviz.from_arrays(
+        {"mu": mu},
+        posterior_predictive={"obs": pp},
+        log_likelihood={"obs": ll},
+        observed_data={"obs": x},
+        dims={"obs": ["data"]},
+    )
+    return data, ll
+
+
+def test_compare_table_matches_loo_of_each_model():
+    x = np.random.default_rng(8).normal(1.0, SIGMA, size=25)
+    good, _ = _model_data(0.0, x, 1000, seed=9)
+    shifted, _ = _model_data(1.5, x, 1000, seed=10)
+    table = _arviz.compare({"shifted": shifted, "exact": good}, quiet=True)
+    assert list(table.index) == ["exact", "shifted"]
+    assert list(table.columns) == [
+        "rank",
+        "elpd",
+        "se",
+        "p",
+        "elpd_diff",
+        "dse",
+        "weight",
+        "max_pareto_k",
+        "warning",
+    ]
+    assert list(table["rank"]) == [0, 1]
+    # Same PSIS computation as loo(): equal up to floating-point summation order.
+    for name, d in [("exact", good), ("shifted", shifted)]:
+        np.testing.assert_allclose(table.loc[name, "elpd"], _arviz.loo(d).elpd, rtol=1e-10)
+    np.testing.assert_allclose(
+        table["elpd_diff"].to_numpy(), table["elpd"].max() - table["elpd"].to_numpy(), atol=0
+    )
+    assert table.loc["exact", "elpd_diff"] == 0.0 and table.loc["shifted", "elpd_diff"] > 0
+    np.testing.assert_allclose(table["weight"].sum(), 1.0, rtol=1e-8)
+    assert not table["warning"].any()
+
+
+def test_compare_bad_input():
+    x = np.random.default_rng(8).normal(size=10)
+    d, _ = _model_data(0.0, x, 100, seed=1)
+    with pytest.raises(ValueError, match="at least two models"):
+        _arviz.compare({"a": d})
+    with pytest.raises(ValueError, match="method must be one of"):
+        _arviz.compare({"a": d, "b": d}, method="aic")
+    no_ll = _arviz.from_arrays({"mu": np.zeros((2, 10))})
+    with pytest.raises(ValueError, match=r"datasets\['b'\] has no log_likelihood"):
+        _arviz.compare({"a": d, "b": no_ll})
+    if _arviz.arviz_major() >= 1:
+        with pytest.raises(ValueError, match="waic"):
+            _arviz.compare({"a": d, "b": d}, method="waic")
+
+
+def test_loo_pit_matches_exact_leave_one_out_pit():
+    n = 20
+    x = np.random.default_rng(11).normal(1.0, SIGMA, size=n)
+    data, ll = _model_data(0.0, x, 2000, seed=12)
+    u = _arviz.loo_pit(data)
+    assert u.shape == (n,)
+    exact = np.empty(n)
+    for i in range(n):
+        m, s = _posterior(np.delete(x, i))
+        exact[i] = st.norm.cdf(x[i], m, np.sqrt(SIGMA**2 + s**2))
+    # u_n is a weighted mean of indicators, so its Monte-Carlo standard error is at most
+    # 0.5 / sqrt(ESS_n), with ESS_n = 1 / sum_s w_sn^2 of the self-normalised importance
+    # weights w_sn ~ 1 / p(x_n | mu_s) (the Pareto smoothing only lowers the variance);
+    # the posterior predictive draws add the same order again: 2 x 4 standard errors.
+    w = np.exp(-(ll - ll.max(axis=(0, 1)))).reshape(-1, n)
+    w /= w.sum(axis=0)
+    ess = 1.0 / (w**2).sum(axis=0)
+    np.testing.assert_array_less(np.abs(u - exact), 8 * 0.5 / np.sqrt(ess))
+    with pytest.raises(ValueError, match="loo_pit needs the groups"):
+        _arviz.loo_pit(_arviz.from_arrays({"mu": np.zeros((2, 10))}))

@@ -24,7 +24,16 @@ from pyro.nn import PyroModule, PyroSample
 from ppl_models import _arviz
 from ppl_models.gaussian import Gaussian
 from ppl_models.inference import data_plate, fit_svi, pyro_method, run_nuts
-from ppl_models.workflow import get_group, loo, summary, to_inference_data
+from ppl_models.workflow import (
+    check_guide,
+    compare,
+    get_group,
+    loo,
+    posterior_predictive,
+    prior_predictive,
+    summary,
+    to_inference_data,
+)
 
 N = 20
 SIGMA = 2.0
@@ -391,3 +400,250 @@ def test_bad_inputs():
         to_inference_data(g, x, module=_gaussian_with_prior())
     with pytest.raises(ValueError, match="x must be 1-D"):
         to_inference_data(draws, np.zeros((4, 2)), module=g)
+
+
+# ---- the workflow's steps ----------------------------------------------------------------
+
+
+def test_prior_predictive_moments_match_the_prior():
+    x = _data()
+    g = _gaussian_with_prior()
+    data = prior_predictive(g, x, num_samples=1000, num_chains=2, seed=0)
+    assert _arviz.group_names(data) == ["prior", "prior_predictive", "observed_data"]
+    mu = get_group(data, "prior")["loc"].values
+    pp = get_group(data, "prior_predictive")["obs"]
+    assert pp.dims == ("chain", "draw", "data") and pp.shape == (2, 1000, N)
+    np.testing.assert_array_equal(get_group(data, "observed_data")["obs"].values, x.numpy())
+    # 2000 independent prior draws of mu ~ N(0, tau^2): mean and variance within 4
+    # standard errors (tau / sqrt(S) and tau^2 sqrt(2 / (S - 1))).
+    s = mu.size
+    assert abs(mu.mean()) < 4 * TAU / np.sqrt(s)
+    assert abs(mu.var(ddof=1) - TAU**2) < 4 * TAU**2 * np.sqrt(2 / (s - 1))
+    # Given mu_s the replicated points are N(mu_s, sigma^2): residuals as in the MCMC test.
+    resid = (pp.values - mu[..., None]).ravel()
+    assert abs(resid.mean()) < 4 * SIGMA / np.sqrt(resid.size)
+    assert abs(resid.var(ddof=1) - SIGMA**2) < 4 * SIGMA**2 * np.sqrt(2 / (resid.size - 1))
+    again = prior_predictive(g, x, num_samples=1000, num_chains=2, seed=0)
+    np.testing.assert_array_equal(get_group(again, "prior_predictive")["obs"].values, pp.values)
+
+
+def test_prior_predictive_bad_input():
+    x = _data()
+    with pytest.raises(ValueError, match="no latent sample sites"):
+        prior_predictive(Gaussian(event_dim=0), x)
+    with pytest.raises(ValueError, match="num_samples"):
+        prior_predictive(_gaussian_with_prior(), x, num_samples=0)
+    with pytest.raises(ValueError, match="data is required"):
+        prior_predictive(_gaussian_with_prior())
+
+
+def test_posterior_predictive_adds_prior_groups(nuts_run):
+    x, mcmc, data = nuts_run
+    g = _gaussian_with_prior()
+    prior = prior_predictive(g, x, num_samples=50, num_chains=1, seed=0)
+    both = posterior_predictive(mcmc, prior=prior)
+    assert set(_arviz.group_names(both)) == {
+        "posterior",
+        "posterior_predictive",
+        "log_likelihood",
+        "sample_stats",
+        "observed_data",
+        "prior",
+        "prior_predictive",
+    }
+    for group in ("posterior", "log_likelihood", "posterior_predictive"):
+        for var, value in get_group(data, group).data_vars.items():
+            np.testing.assert_array_equal(get_group(both, group)[var].values, value.values)
+    np.testing.assert_array_equal(
+        get_group(both, "prior")["loc"].values, get_group(prior, "prior")["loc"].values
+    )
+    assert get_group(both, "prior_predictive")["obs"].dims == ("chain", "draw", "data")
+    with pytest.raises(ValueError, match="prior must hold a 'prior' group"):
+        posterior_predictive(mcmc, prior=data)
+
+
+def test_compare_nuts_and_svi_against_exact_loo(nuts_run, svi_run):
+    x, mcmc, nuts_data = nuts_run
+    _, _, _, svi_data = svi_run
+    # A third model with a prior far from the data: mu ~ N(-5, 0.5^2). Its posterior is
+    # conjugate too (exact draws from the dict source), and it must rank last.
+    prec = 1 / 0.5**2 + N / SIGMA**2
+    m_bad = float((-5 / 0.5**2 + x.sum() / SIGMA**2) / prec)
+    rng = np.random.default_rng(0)
+    g = _gaussian_with_prior()
+    bad = to_inference_data({"loc": rng.normal(m_bad, prec**-0.5, (2, 500))}, x, module=g)
+    table = compare({"nuts": mcmc, "svi": svi_data, "tight prior at -5": bad})
+    assert table.index[-1] == "tight prior at -5"
+    assert list(table.columns[:5]) == ["rank", "elpd", "se", "p", "elpd_diff"]
+    exact = _exact_loo(x.numpy()).sum()
+    ll = get_group(nuts_data, "log_likelihood")["obs"].values.reshape(-1, N)
+    ess = float(summary(nuts_data).loc["loc", "ess_bulk"])
+    # The NUTS row is PSIS-LOO of the same draws as loo(nuts_data): same tolerance as there.
+    assert abs(table.loc["nuts", "elpd"] - exact) < _psis_tolerance(ll, ess)
+    np.testing.assert_allclose(table.loc["nuts", "elpd"], loo(nuts_data).elpd, rtol=1e-10)
+    # The third model's exact LOO: the same conjugate formulas under its prior N(-5, 0.5^2).
+    xs = x.numpy()
+    exact_bad = 0.0
+    for n in range(N):
+        rest = np.delete(xs, n)
+        p_n = 1 / 0.5**2 + (N - 1) / SIGMA**2
+        m_n = (-5 / 0.5**2 + rest.sum() / SIGMA**2) / p_n
+        exact_bad += st.norm.logpdf(xs[n], m_n, np.sqrt(SIGMA**2 + 1 / p_n))
+    ll_bad = get_group(bad, "log_likelihood")["obs"].values.reshape(-1, N)
+    err = abs(table.loc["tight prior at -5", "elpd"] - exact_bad)
+    assert err < _psis_tolerance(ll_bad, ll_bad.shape[0])  # independent draws: ESS = S
+    with pytest.raises(ValueError, match="at least two"):
+        compare({"nuts": mcmc})
+    with pytest.raises(ValueError, match="method must be one of"):
+        compare({"a": mcmc, "b": bad}, method="bic")
+    with pytest.raises(TypeError, match=r"models_and_data\['b'\] must be ArviZ data"):
+        compare({"a": mcmc, "b": g})
+    short = to_inference_data({"loc": np.zeros((2, 5))}, x[:10], module=g)
+    with pytest.raises(ValueError, match="same observations"):
+        compare({"a": bad, "b": short})
+
+
+# A model with a strongly correlated Gaussian posterior: regression on two nearly collinear
+# features, w ~ N(0, I), known noise precision 4 (posterior correlation about -0.95).
+def _collinear():
+    from ppl_models.regression import LinearRegression, posterior
+
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(20, generator=g, dtype=F64)
+    phi = torch.stack([u, u + 0.3 * torch.randn(20, generator=g, dtype=F64)], 1)
+    t = phi @ torch.tensor([1.0, -0.5], dtype=F64) + 0.5 * torch.randn(20, generator=g, dtype=F64)
+    return LinearRegression(2, alpha=1.0, beta=4.0), phi, t, posterior(phi, t, 1.0, 4.0)
+
+
+def _k_tolerance(k: float, num_particles: int) -> float:
+    """3 standard errors of a generalized-Pareto shape fitted to the M = 3 sqrt(S) largest
+    of S weights: the maximum-likelihood shape has asymptotic sd (1 + k) / sqrt(M)."""
+    return 3 * (1 + k) / np.sqrt(3 * np.sqrt(num_particles))
+
+
+@pytest.mark.parametrize("k", [0.2, 0.5, 0.8])
+def test_check_guide_k_hat_matches_gaussian_theory(k):
+    # Posterior N(m, s^2) of the conjugate Gaussian; guide N(m, (1 - k) s^2), narrower: the
+    # ratios p/q have the Pareto tail index 1 / (1 - s_q^2 / s^2) = 1 / k.
+    x = _data()
+    g = _gaussian_with_prior()
+    m, s = _posterior(x.numpy())
+    sq = s * np.sqrt(1 - k)
+
+    def guide(x):
+        return pyro.sample("loc", dist.Normal(torch.tensor(m, dtype=F64), sq))
+
+    table = check_guide(g, x, guide=guide, num_particles=10000, seed=0)
+    assert abs(table.loc["guide", "k_hat"] - k) < _k_tolerance(k, 10000)
+
+
+def test_check_guide_flags_mean_field_on_correlated_posterior():
+    model, phi, t, post = _collinear()
+    cov = post.covariance
+    rho = float(cov[0, 1] / cov.diagonal().sqrt().prod())
+    assert rho < -0.9
+    # The mean-field optimum of KL(q || p) for a Gaussian p: the exact mean, variances
+    # 1 / Lambda_ii (Lambda the posterior precision). Theory: k = 1 - 1/lambda_max of
+    # Sigma_q^-1 Sigma_p = |rho| for two dimensions.
+    sd_q = torch.linalg.inv(cov).diagonal().rsqrt()
+
+    def mean_field(phi, t=None):
+        pyro.sample("w", dist.Normal(post.mean, sd_q).to_event(1))
+
+    def exactish(phi, t=None):  # the exact posterior with 5% too little variance
+        pyro.sample("w", dist.MultivariateNormal(post.mean, 0.95 * cov))
+
+    table = check_guide(
+        model, phi, t, guide={"mean-field": mean_field, "full": exactish}, num_particles=10000
+    )
+    assert table.loc["mean-field", "verdict"] in ("bad", "very bad")
+    # k-hat estimates are biased low near 1; 3 standard errors below the theory still > 0.7.
+    assert table.loc["mean-field", "k_hat"] > abs(rho) - _k_tolerance(abs(rho), 10000)
+    assert table.loc["mean-field", "k_hat"] > 0.7
+    # Full covariance shrunk by 0.95: k = 1 - 0.95 = 0.05.
+    assert abs(table.loc["full", "k_hat"] - 0.05) < _k_tolerance(0.05, 10000)
+    assert table.loc["full", "verdict"] == "good"
+
+
+@pytest.mark.slow
+def test_check_guide_on_guides_fitted_by_svi():
+    # The same verdicts for guides fitted by SVI: AutoNormal converges to the mean-field
+    # optimum (k = |rho| = 0.95), AutoMultivariateNormal to the posterior itself (k = 0).
+    from pyro.infer.autoguide import AutoMultivariateNormal
+
+    _, phi, t, _ = _collinear()
+    mf_model, full_model = _collinear()[0], _collinear()[0]
+    mf = AutoNormal(mf_model.model)
+    fit_svi(mf_model, phi, t, guide=mf, loss="meanfield", num_steps=600, lr=0.03,
+            num_particles=8, seed=0, tol=0, progress=False)  # fmt: skip
+    full = AutoMultivariateNormal(full_model.model)
+    fit_svi(full_model, phi, t, guide=full, num_steps=600, lr=0.03, num_particles=8,
+            seed=0, tol=0, progress=False)  # fmt: skip
+    assert check_guide(mf_model, phi, t, guide=mf, num_particles=4000).k_hat.iloc[0] > 0.7
+    assert check_guide(full_model, phi, t, guide=full, num_particles=4000).k_hat.iloc[0] < 0.5
+
+
+def test_check_guide_bad_input():
+    x = _data()
+    g = _gaussian_with_prior()
+    with pytest.raises(ValueError, match="num_particles must be an integer >= 100"):
+        check_guide(g, x, guide=AutoNormal(g.model), num_particles=50)
+    with pytest.raises(ValueError, match="no latent sample sites"):
+        check_guide(g, x)  # the module's own guide is empty (maximum likelihood)
+    with pytest.raises(TypeError, match="guide 'a' must be callable"):
+        check_guide(g, x, guide={"a": 3})
+    with pytest.raises(ValueError, match="data is required"):
+        check_guide(g, guide=AutoNormal(g.model))
+
+
+def test_workflow_plots(nuts_run, svi_run):
+    from ppl_models import plots
+
+    x, mcmc, data = nuts_run
+    prior = prior_predictive(_gaussian_with_prior(), x, num_samples=50, seed=0)
+    both = posterior_predictive(mcmc, prior=prior)
+    fig = plots.plot_predictive_overlay(both, num_draws=5)
+    assert [ax.get_title() for ax in fig.axes] == ["prior predictive", "posterior predictive"]
+    assert len(fig.axes[0].lines) == 6  # 5 replicated data sets and the observed one
+    fig = plots.plot_trace_rank(data)
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2  # one trace per chain
+    fig = plots.plot_forest({"NUTS": data, "SVI": svi_run[3]})
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["loc"]
+    fig = plots.plot_loo_pit(data)
+    title = fig.axes[0].get_title()
+    # NUTS draws of the right model: the LOO-PIT ECDF stays inside the 99% uniform band.
+    assert float(title.split("= ")[-1]) < 1.63 / np.sqrt(N)
+    with pytest.raises(ValueError, match="prior_predictive or posterior_predictive"):
+        plots.plot_predictive_overlay(_arviz.from_arrays({"mu": np.zeros((2, 5))}))
+    with pytest.raises(ValueError, match="prob must be in"):
+        plots.plot_forest(data, prob=1.5)
+    with pytest.raises(ValueError, match="var_names: 'w' is not in the posterior"):
+        plots.plot_trace_rank(data, var_names=["w"])
+    plots._plt().close("all")
+
+
+def test_linear_gaussian_loo_matches_refitting_without_each_point():
+    from ppl_models.datasets import make_sin_data
+    from ppl_models.regression import polynomial_features
+    from ppl_models.workflow import linear_gaussian_loo
+
+    x, t = make_sin_data(12, noise_std=0.3, seed=0)
+    phi = polynomial_features(x, 3).numpy()
+    tn = t.numpy()
+    alpha, beta = 5e-3, 11.1
+    got = linear_gaussian_loo(phi, tn, alpha, beta)
+    assert got.dtype == F64
+    # Independent route: the posterior from the other N - 1 points (PRML 3.53-3.54, numpy)
+    # and its predictive density at the left-out point (PRML 3.58-3.59, scipy).
+    expected = np.empty(len(tn))
+    for n in range(len(tn)):
+        keep = np.arange(len(tn)) != n
+        s_inv = alpha * np.eye(4) + beta * phi[keep].T @ phi[keep]
+        mean = beta * np.linalg.solve(s_inv, phi[keep].T @ tn[keep])
+        var = 1 / beta + phi[n] @ np.linalg.solve(s_inv, phi[n])
+        expected[n] = st.norm.logpdf(tn[n], phi[n] @ mean, np.sqrt(var))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-9)
+    with pytest.raises(ValueError, match="alpha must be positive"):
+        linear_gaussian_loo(phi, tn, 0.0, beta)
+    with pytest.raises(ValueError, match="same number of rows"):
+        linear_gaussian_loo(phi, tn[:5], alpha, beta)
