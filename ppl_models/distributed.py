@@ -82,6 +82,7 @@ from .inference import (
     FitError,
     FitResult,
     _atomic_save,
+    _fail,
     _make_elbo,
     _make_optimizer,
     _minibatch,
@@ -645,26 +646,6 @@ def _step(
         value = value * weight
     value.backward()
     return value.detach()
-
-
-def _fail(
-    step: int,
-    value: float,
-    losses: list[float],
-    params: list[torch.nn.Parameter],
-    last_good: list[torch.Tensor],
-) -> None:
-    with torch.no_grad():
-        for s, p in zip(last_good, params, strict=True):
-            p.copy_(s)
-    last = f"; the last finite loss was {losses[-1]:.6g}" if losses else ""
-    raise FitError(
-        f"the loss became non-finite ({value}) at step {step}{last}. The module keeps the "
-        "parameters of the last step with a finite loss. Lower the learning rate or "
-        "standardise the data.",
-        step=step,
-        losses=np.asarray(losses, dtype=np.float64),
-    )
 
 
 # ------------------------------------------------------------ sufficient statistics

@@ -148,24 +148,28 @@ def _check_params(params: object, name: str = "params") -> PPCAParams:
     return PPCAParams(w, mu, s2)
 
 
-def _points(x: object, params: PPCAParams, name: str, allow_nan: bool) -> torch.Tensor:
-    """Rows to evaluate: (N, D), or one point (D,) as one row; in the params' dtype."""
-    t = as_data(x, name, ndim=(1, 2), min_rows=1, allow_nan=allow_nan)
+def _check_rows(
+    x: object, d: int, name: str = "x", what: str = "data_dim", ndim: int | tuple = 2
+) -> torch.Tensor:
+    """Rows of D coordinates (one point (D,) becomes one row when ``ndim`` allows it); NaN
+    marks a missing coordinate, but no row may be missing entirely."""
+    t = as_data(x, name, ndim=ndim, min_rows=1, allow_nan=True)
     if t.ndim == 1:
         t = t.unsqueeze(0)
-    d = params.mu.shape[0]
     if t.shape[1] != d:
+        raise ValueError(f"{name} must have {d} columns ({what}); got {t.shape[1]}")
+    empty = torch.isnan(t).all(1)
+    if bool(empty.any()):
         raise ValueError(
-            f"{name} must have {d} columns (the data dimension of params); got {t.shape[1]}"
+            f"{name} has rows with every coordinate missing (row {int(empty.nonzero()[0])}); "
+            "drop them: they carry no information"
         )
-    if allow_nan:
-        empty = torch.isnan(t).all(1)
-        if bool(empty.any()):
-            raise ValueError(
-                f"{name} has rows with every coordinate missing (row "
-                f"{int(empty.nonzero()[0])}); drop them: they carry no information"
-            )
     return t
+
+
+def _points(x: object, params: PPCAParams, name: str = "x") -> torch.Tensor:
+    """Rows to evaluate: (N, D), or one point (D,) as one row; NaN marks missing values."""
+    return _check_rows(x, params.mu.shape[0], name, "the data dimension of params", (1, 2))
 
 
 def _like(params: PPCAParams, x: torch.Tensor) -> PPCAParams:
@@ -399,7 +403,7 @@ def log_likelihood(x: object, params: PPCAParams) -> torch.Tensor:
     tensor([-2.1845, -0.9189])
     """
     params = _check_params(params)
-    x = _points(x, params, "x", allow_nan=True)
+    x = _points(x, params)
     params = _like(params, x)
     if bool(torch.isnan(x).any()):
         return _log_likelihood_missing(x, params)
@@ -427,7 +431,7 @@ def posterior(x: object, params: PPCAParams) -> tuple[torch.Tensor, torch.Tensor
     (tensor([[1.]]), tensor([[0.5000]]))
     """
     params = _check_params(params)
-    x = _points(x, params, "x", allow_nan=True)
+    x = _points(x, params)
     w, mu, s2 = _like(params, x)
     if bool(torch.isnan(x).any()):
         _, b, chol, _, _ = _observed_moments(x, PPCAParams(w, mu, s2))
@@ -458,7 +462,7 @@ def impute(x: object, params: PPCAParams) -> torch.Tensor:
     """
     params = _check_params(params)
     t = as_data(x, "x", ndim=(1, 2), min_rows=1, allow_nan=True)
-    rows = _points(t, params, "x", allow_nan=True)
+    rows = _points(t, params)
     w, mu, _ = _like(params, rows)
     mean, _ = posterior(rows, PPCAParams(w, mu, params.sigma2.to(rows)))
     filled = torch.where(torch.isnan(rows), mu + mean @ w.T, rows)
@@ -912,16 +916,7 @@ class MarginalPPCA(PyroModule):
 
     def validate_data(self, x: object) -> tuple[torch.Tensor]:
         """Check ``x``: (N, D), NaN allowed for missing coordinates, no empty row."""
-        x = as_data(x, "x", ndim=2, min_rows=1, allow_nan=True)
-        if x.shape[1] != self.data_dim:
-            raise ValueError(f"x must have {self.data_dim} columns (data_dim); got {x.shape[1]}")
-        empty = torch.isnan(x).all(1)
-        if bool(empty.any()):
-            raise ValueError(
-                f"x has rows with every coordinate missing (row {int(empty.nonzero()[0])}); "
-                "drop them"
-            )
-        return (x,)
+        return (_check_rows(x, self.data_dim),)
 
     @pyro_method
     def model(self, x: torch.Tensor | None = None, *, num_points: int | None = None) -> None:
@@ -1097,15 +1092,7 @@ class LatentPPCA(PyroModule):
     def validate_data(self, x: object) -> tuple[torch.Tensor]:
         """Check ``x``: (N, D), NaN allowed for missing coordinates, no empty row; with
         the local guide, exactly ``num_data`` rows."""
-        x = as_data(x, "x", ndim=2, min_rows=1, allow_nan=True)
-        if x.shape[1] != self.data_dim:
-            raise ValueError(f"x must have {self.data_dim} columns (data_dim); got {x.shape[1]}")
-        empty = torch.isnan(x).all(1)
-        if bool(empty.any()):
-            raise ValueError(
-                f"x has rows with every coordinate missing (row {int(empty.nonzero()[0])}); "
-                "drop them"
-            )
+        x = _check_rows(x, self.data_dim)
         if self.guide_kind == "local" and x.shape[0] != self.num_data:
             raise ValueError(
                 f"x must have num_data = {self.num_data} rows for the local guide, which holds "
