@@ -181,6 +181,16 @@ def _m_matrix(w: torch.Tensor, sigma2: torch.Tensor) -> torch.Tensor:
     return w.T @ w + sigma2 * torch.eye(w.shape[1], dtype=w.dtype, device=w.device)
 
 
+def _cholesky_or_nan(a: torch.Tensor) -> torch.Tensor:
+    """The Cholesky factor, or NaN where ``a`` is not positive definite (parameters that
+    overflowed in a diverging fit): the log-likelihood is then NaN, which the training
+    loops report as a diverging fit (keeping the last good parameters) instead of a
+    linear-algebra error from deep inside the model. No host synchronisation."""
+    chol, info = torch.linalg.cholesky_ex(a)
+    bad = (info != 0).reshape(*info.shape, 1, 1)
+    return torch.where(bad, torch.full_like(chol, float("nan")), chol)
+
+
 # Rows per chunk in the missing-value routines, which hold an (rows, M, M) block.
 _MISSING_CHUNK_ELEMENTS = 2**22
 
@@ -199,7 +209,7 @@ def _observed_moments(
     of = obs.to(x.dtype)
     mn = torch.einsum("nd,dm,dk->nmk", of, w, w)
     mn = mn + s2 * torch.eye(w.shape[1], dtype=x.dtype, device=x.device)
-    return xc, b, torch.linalg.cholesky(mn), obs, of.sum(1)
+    return xc, b, _cholesky_or_nan(mn), obs, of.sum(1)
 
 
 def _log_likelihood_missing(x: torch.Tensor, params: PPCAParams) -> torch.Tensor:
@@ -223,7 +233,7 @@ def _log_likelihood_complete(x: torch.Tensor, params: PPCAParams) -> torch.Tenso
     w, mu, s2 = params
     d, m = w.shape
     xc = x - mu
-    chol = torch.linalg.cholesky(_m_matrix(w, s2))
+    chol = _cholesky_or_nan(_m_matrix(w, s2))
     u = torch.linalg.solve_triangular(chol, (xc @ w).T, upper=False)
     quad = ((xc * xc).sum(1) - (u * u).sum(0)) / s2
     logdet = (d - m) * torch.log(s2) + 2 * torch.log(torch.diagonal(chol)).sum()
@@ -835,9 +845,11 @@ def _em_missing(
 # ---------------------------------------------------------------------- Pyro models
 
 
-class _MissingMarginal(dist.TorchDistribution):
-    """:math:`\\mathcal N(\\mu, W W^\\top + \\sigma^2 I)` whose ``log_prob`` marginalises the
-    NaN coordinates of each value (``sample`` draws complete points)."""
+class _PPCAMarginal(dist.TorchDistribution):
+    r""":math:`\mathcal N(\mu, W W^\top + \sigma^2 I)` evaluated as :func:`log_likelihood`
+    does: two matrix products and an :math:`M \times M` Cholesky factor (about twice as fast
+    as ``LowRankMultivariateNormal.log_prob``, measured at N = 10^5, D = 100, M = 10), with
+    the NaN coordinates of a value marginalised. ``sample`` draws complete points."""
 
     arg_constraints: ClassVar[dict] = {}
     support = constraints.real_vector
@@ -847,9 +859,12 @@ class _MissingMarginal(dist.TorchDistribution):
         super().__init__(torch.Size(), torch.Size([mu.shape[0]]), validate_args=False)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return _log_likelihood_missing(value.reshape(-1, value.shape[-1]), self.params).reshape(
-            value.shape[:-1]
-        )
+        rows = value.reshape(-1, value.shape[-1])
+        if bool(torch.isnan(rows).any()):
+            out = _log_likelihood_missing(rows, self.params)
+        else:
+            out = _log_likelihood_complete(rows, self.params)
+        return out.reshape(value.shape[:-1])
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008
         w, mu, s2 = self.params
@@ -864,11 +879,10 @@ class MarginalPPCA(PyroModule):
     ``W`` (``"W"``), ``mu`` (``"mu"``) and ``sigma`` (``"sigma"``, the noise standard
     deviation, :math:`\sigma^2` = ``sigma**2``) are ``PyroParam``; the guide is empty, so
     :func:`~ppl_models.inference.fit_svi` maximises the likelihood and reaches
-    :func:`closed_form`'s optimum (up to the rotation of ``W``). Complete rows use
-    ``LowRankMultivariateNormal`` (:math:`O(DM^2)` per evaluation); data with NaN use the
-    same density with each row's missing coordinates marginalised (as
-    :func:`log_likelihood`). Replacing a parameter by a ``PyroSample`` puts a prior on it
-    (see :mod:`ppl_models.bayesian_pca`).
+    :func:`closed_form`'s optimum (up to the rotation of ``W``). The density is evaluated
+    as in :func:`log_likelihood` (:math:`O(NDM + M^3)`: the inversion and determinant
+    lemmas), with each row's missing (NaN) coordinates marginalised. Replacing a parameter
+    by a ``PyroSample`` puts a prior on it (see :mod:`ppl_models.bayesian_pca`).
 
     Parameters
     ----------
@@ -928,12 +942,8 @@ class MarginalPPCA(PyroModule):
             n = check_int(num_points, "num_points", minimum=1)
         else:
             n = x.shape[0]
-        s2 = sigma**2
-        if x is not None and bool(torch.isnan(x).any()):
-            fn: dist.Distribution = _MissingMarginal(w, mu, s2)
-        else:
-            # One distribution for every row, broadcast lazily (no expanded copies).
-            fn = iid(dist.LowRankMultivariateNormal(mu, w, s2.expand(self.data_dim)))
+        # One distribution for every row, broadcast lazily (no expanded copies).
+        fn = iid(_PPCAMarginal(w, mu, sigma**2))
         with data_plate(n):
             pyro.sample("obs", fn, obs=x)
 

@@ -263,3 +263,15 @@ def test_bad_input_is_named():
         ppca.closed_form(torch.randn(50, 2, dtype=torch.float64) @ torch.randn(2, 5).double(), 2)
     with pytest.raises(ValueError, match="method"):
         ppca.em(x, 2, method="power")
+
+
+def test_a_diverging_fit_raises_fit_error_and_keeps_finite_parameters():
+    from ppl_models.inference import FitError
+
+    # SGD with a huge step overflows W; the M x M Cholesky factor then fails, which the
+    # model turns into a NaN loss, so fit_svi reports the divergence (no LinAlgError).
+    x = _data(n=100, d=6) * 1e3
+    m = ppca.MarginalPPCA(6, 2)
+    with pytest.raises(FitError, match="non-finite"):
+        fit_svi(m, x, optimizer="sgd", lr=1e6, num_steps=50, progress=False)
+    assert all(bool(torch.isfinite(t).all()) for t in m.params())
