@@ -117,12 +117,23 @@ def _candidates(x: np.ndarray, m: int, last: dict) -> dict:
     }
 
 
-def _memory_child(method: str, n: int, d: int, dtype: str, m: int) -> None:
-    """Run in a fresh interpreter: make the data, reset the peak RSS, run ``method`` once."""
+def _one_blas_thread():
+    """``threadpool_limits(1)`` over every BLAS this benchmark uses. It reaches only the
+    libraries loaded when it is entered, and scipy.linalg (pca's eigensolver) and
+    scikit-learn bring their own OpenBLAS: load them first (otherwise the eigensolver runs
+    on all cores and contends with the rest, many times slower on a loaded machine)."""
+    import scipy.linalg  # noqa: F401
+    import sklearn.decomposition  # noqa: F401
     from threadpoolctl import threadpool_limits
 
+    return threadpool_limits(limits=1)
+
+
+def _memory_child(method: str, n: int, d: int, dtype: str, m: int) -> None:
+    """Run in a fresh interpreter: make the data, reset the peak RSS, run ``method`` once."""
+
     torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
+    with _one_blas_thread():
         x = make_data(n, d, np.dtype(dtype))
         # Warm up on a small slice first: lazy imports and library code pages are not the
         # method's working memory.
@@ -166,12 +177,10 @@ def _peak_memory(method: str, n: int, d: int, dtype: str, m: int) -> dict:
 
 
 def run(quick: bool) -> list[Row]:
-    from threadpoolctl import threadpool_limits
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with threadpool_limits(limits=1):
+        with _one_blas_thread():
             return _run(quick)
     finally:
         torch.set_num_threads(threads)
