@@ -20,6 +20,8 @@ def test_tour_section_rows_within_tolerance_and_figures_written(tmp_path):
     assert s.topic == "workflow"
     quantities = [r.quantity for r in s.agreement]
     assert "degree chosen, N = 100" in quantities
+    assert "PPCA latent dimension, noisy 4x4 digits" in quantities
+    assert "workflow_ppca_dim.png" in s.figures
     for row in s.agreement:
         assert np.isfinite(row.error) and row.error <= row.tolerance, row
     for name in s.figures:
