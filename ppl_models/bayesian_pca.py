@@ -55,6 +55,7 @@ symbol                   argument / site        shape
 :math:`x_n`              ``x[n]``               ``(D,)``
 :math:`W`                site ``"W"``           ``(D, M)``, ``M = max_latent_dim``
 :math:`\alpha`           site ``"alpha"``       ``(M,)``
+:math:`W_{raw}`          site ``"W_raw"``       ``(D, M)`` (``parametrisation="noncentred"``)
 :math:`\sigma`           site ``"sigma"``       ``()`` (:math:`\sigma^2` = ``sigma2``)
 :math:`\mu`              site ``"mu"``          ``(D,)``
 :math:`z_n`              site ``"z"``           ``(M,)`` (latent form only)
@@ -480,6 +481,11 @@ def _w_prior(self: BayesianPCA) -> dist.Distribution:
     return dist.Normal(torch.zeros_like(scale), scale).to_event(2)
 
 
+def _w_raw_prior(self: BayesianPCA) -> dist.Distribution:
+    zeros = self._zeros_d.unsqueeze(-1).expand(self.data_dim, self.max_latent_dim)
+    return dist.Normal(zeros, 1.0).to_event(2)
+
+
 def _sigma_prior(self: BayesianPCA) -> dist.Distribution:
     return dist.HalfCauchy(self.sigma_scale)
 
@@ -524,6 +530,17 @@ class BayesianPCA(PyroModule):
         See above.
     guide : {"delta", "normal", "lowrank"}
         The family of :meth:`guide`.
+    parametrisation : {"centred", "noncentred"}
+        ``"centred"``: ``"W"`` is a sample site with prior
+        :math:`\mathcal N(0, \alpha_i^{-1})` per column. ``"noncentred"``: the sample site
+        is ``"W_raw"`` with prior :math:`\mathcal N(0, 1)` and
+        :math:`W = W_{raw}\,\mathrm{diag}(\alpha)^{-1/2}` is recorded as the
+        deterministic site ``"W"``: the same model, with the funnel between a
+        switched-off column and its :math:`\alpha_i` straightened out. It suits columns
+        the data barely constrain; a column the data pin down (a switched-on one) becomes
+        the funnel instead. On Bishop's experiment (N = 300) NUTS took *longer*
+        trajectories with it (measured: 255-1023 leapfrog steps per draw in the first
+        warmup iterations, against 127-255 centred), so ``"centred"`` is the default.
 
     Examples
     --------
@@ -545,6 +562,7 @@ class BayesianPCA(PyroModule):
         mu_scale: float = 100.0,
         form: str = "marginal",
         guide: str = "normal",
+        parametrisation: str = "centred",
     ):
         super().__init__()
         self.data_dim = check_int(data_dim, "data_dim", minimum=2)
@@ -557,6 +575,9 @@ class BayesianPCA(PyroModule):
         b = check_positive(alpha_prior[1], "alpha_prior[1] (rate)", allow_tensor=False)
         self.form = check_choice(form, "form", ["marginal", "latent"])
         self.guide_family = check_choice(guide, "guide", list(_GUIDES))
+        self.parametrisation = check_choice(
+            parametrisation, "parametrisation", ["centred", "noncentred"]
+        )
         if self.guide_family == "lowrank" and self.form == "latent":
             raise ValueError(
                 "guide='lowrank' needs form='marginal': a low-rank Gaussian over every z_n "
@@ -574,7 +595,10 @@ class BayesianPCA(PyroModule):
         )
         self.register_buffer("_zeros_d", torch.zeros(self.data_dim))
         self.alpha = PyroSample(_alpha_prior)
-        self.W = PyroSample(_w_prior)
+        if self.parametrisation == "centred":
+            self.W = PyroSample(_w_prior)
+        else:
+            self.W_raw = PyroSample(_w_raw_prior)
         self.sigma = PyroSample(_sigma_prior)
         self.mu = PyroSample(_mu_prior)
         self._init: dict[str, torch.Tensor] = {}
@@ -602,12 +626,23 @@ class BayesianPCA(PyroModule):
         m = self.max_latent_dim
         sigma2 = lam[m:].mean().clamp_min(floor)
         W = u[:, :m] * (lam[:m] - sigma2).clamp_min(floor).sqrt()
-        return {
-            "mu": mu,
-            "sigma": sigma2.sqrt(),
-            "W": W,
-            "alpha": self.data_dim / (W * W).sum(0),
-        }
+        alpha = self.data_dim / (W * W).sum(0)
+        out = {"mu": mu, "sigma": sigma2.sqrt(), "W": W, "alpha": alpha}
+        if self.parametrisation == "noncentred":
+            out["W_raw"] = W * alpha.sqrt()
+        return out
+
+    def init_strategy(self, site: dict[str, Any]) -> torch.Tensor:
+        r"""The data-based initial point (:meth:`init_values`) as a Pyro ``init_strategy``,
+        for :func:`~ppl_models.inference.run_nuts` (which calls :meth:`validate_data`, and
+        so sets the point, before NUTS initialises).
+
+        NUTS's default, ``init_to_uniform``, starts every column switched on at a random
+        scale, far from the posterior. Every chain starts from this same point, so
+        R-hat across chains checks the chains' agreement after warmup, not their
+        independence from the start.
+        """
+        return self._init_loc(site)
 
     def _init_loc(self, site: dict[str, Any]) -> torch.Tensor:
         value = self._init.get(site["name"])
@@ -636,7 +671,7 @@ class BayesianPCA(PyroModule):
         if x is None and n is None:
             raise ValueError("model needs the data x or the number of draws n")
         size = x.shape[0] if x is not None else n
-        W = self.W  # reads alpha first: W's prior depends on it
+        W = self._loadings()
         sigma = self.sigma
         mu = self.mu
         if self.form == "marginal":
@@ -649,6 +684,12 @@ class BayesianPCA(PyroModule):
             loc = (z.unsqueeze(-2) @ W.transpose(-1, -2)).squeeze(-2) + mu
             return pyro.sample("obs", dist.Normal(loc, sigma.unsqueeze(-1)).to_event(1), obs=x)
 
+    def _loadings(self) -> torch.Tensor:
+        if self.parametrisation == "centred":
+            return self.W  # reads alpha first: W's prior depends on it
+        scale = self.alpha.rsqrt().unsqueeze(-2)
+        return pyro.deterministic("W", self.W_raw * scale, event_dim=2)
+
     def guide(self, x: torch.Tensor | None = None, n: int | None = None) -> Any:
         """The autoguide chosen by ``guide=`` at construction (see the class docstring)."""
         return self.autoguide(x, n)
@@ -659,7 +700,12 @@ class BayesianPCA(PyroModule):
         """The guide's median of each global site (for ``"delta"``: the MAP point)."""
         with torch.no_grad():
             med = self.autoguide.median()
-        return {k: v.detach() for k, v in med.items() if k != "z"}
+        out = {k: v.detach() for k, v in med.items() if k != "z"}
+        if "W_raw" in out:
+            # The median of each coordinate maps through the monotone W = W_raw alpha^-1/2
+            # only for a point (delta) guide; for a Gaussian guide it is the plug-in value.
+            out["W"] = out.pop("W_raw") * out["alpha"].rsqrt().unsqueeze(-2)
+        return out
 
     def params(self) -> PPCAParams:
         """The guide's median as :class:`~ppl_models.ppca.PPCAParams` (detached)."""
@@ -672,15 +718,24 @@ class BayesianPCA(PyroModule):
         num_samples = check_int(num_samples, "num_samples", minimum=1)
         if seed is not None:
             pyro.set_rng_seed(check_int(seed, "seed", minimum=0))
-        names = ["alpha", "W", "sigma", "mu"]
+        w_name = "W" if self.parametrisation == "centred" else "W_raw"
+        names = ["alpha", w_name, "sigma", "mu"]
         if self.form == "latent":
-            return self._sample_globals(names, num_samples)
-        pred = Predictive(
-            self.model, guide=self.autoguide, num_samples=num_samples, return_sites=names
-        )
-        with torch.no_grad(), pyro.settings.context(module_local_params=True):
-            draws = pred(None, 1)
-        return {k: v.detach() for k, v in draws.items()}
+            out = self._sample_globals(names, num_samples)
+        else:
+            pred = Predictive(
+                self.model, guide=self.autoguide, num_samples=num_samples, return_sites=names
+            )
+            with torch.no_grad(), pyro.settings.context(module_local_params=True):
+                draws = pred(None, 1)
+            # Predictive stacks the draws with a batch dimension of the data plate's size
+            # (here 1): give each site its own shape.
+            d, m = self.data_dim, self.max_latent_dim
+            shapes = {"alpha": (m,), w_name: (d, m), "sigma": (), "mu": (d,)}
+            out = {k: v.detach().reshape(num_samples, *shapes[k]) for k, v in draws.items()}
+        if w_name == "W_raw":
+            out["W"] = out.pop("W_raw") * out["alpha"].rsqrt().unsqueeze(-2)
+        return out
 
     def _sample_globals(self, names: list[str], num_samples: int) -> dict:
         # The latent form's guide is mean-field (or a point): its global sites are

@@ -906,6 +906,7 @@ def run_nuts(
     target_accept_prob: float = 0.8,
     max_tree_depth: int = 10,
     progress: bool | None = None,
+    init_strategy: Callable[[dict], torch.Tensor] | None = None,
     **model_kwargs: Any,
 ) -> MCMC:
     r"""Sample the posterior of ``module``'s latent sites with the No-U-Turn Sampler.
@@ -932,6 +933,10 @@ def run_nuts(
         NUTS's maximum tree depth.
     progress : bool, optional
         Show Pyro's progress bar; by default only when standard error is a terminal.
+    init_strategy : callable, optional
+        A Pyro per-site initialisation (``init_to_value(values=...)``, ``init_to_median``,
+        or a module's own, e.g. ``BayesianPCA.init_strategy``); Pyro's
+        ``init_to_uniform`` by default. It is called after ``validate_data``.
     **model_kwargs
         Keyword arguments of ``model``.
 
@@ -958,6 +963,7 @@ def run_nuts(
         target_accept_prob=target_accept_prob,
         max_tree_depth=max_tree_depth,
         jit_compile=False,
+        **({} if init_strategy is None else {"init_strategy": init_strategy}),
     )
     show = (os.isatty(2) if hasattr(os, "isatty") else False) if progress is None else progress
     with warnings.catch_warnings():

@@ -136,6 +136,16 @@ print("posterior mean C vs ard_em:", rel(bp.rotation_free(svi_draws)["C"].mean(0
 # prior is symmetric under permutations, the likelihood under all rotations), so raw
 # `W` and `alpha` have no meaningful R-hat; the rotation-free quantities (sorted
 # $\alpha$, sorted column norms, $C$) do.
+#
+# What a draw costs, measured on this data (one chain, 100 warmup + 50 draws): about 10 ms
+# per gradient on an idle core (Pyro's trace plus the low-rank Gaussian's backward pass on
+# 300 x 10), and the trajectories are long. Until the diagonal mass matrix is adapted, the
+# step size is set by the narrowest direction, $\log\sigma$ (posterior sd about 0.015, with
+# N D = 3000 numbers), while $\log\alpha$ of a switched-off column wanders over several
+# units: 127-511 leapfrog steps per draw. After adaptation the step size grows from 0.02 to
+# 0.08 and a draw takes 31-255 steps (median 63), no divergences. The data-based starting
+# point (`init_strategy=nuts_m.init_strategy`) spares the sampler the search from Pyro's
+# random start, where every column is switched on.
 
 # %%
 nuts_m = bp.BayesianPCA(10, 9)
@@ -149,6 +159,7 @@ mcmc = run_nuts(
     # The vague prior makes a funnel between a switched-off column and its alpha: bound
     # the cost of a draw (the smoke run only shows the mechanics).
     max_tree_depth=2 if SMOKE else 8,
+    init_strategy=nuts_m.init_strategy,
 )
 samples = mcmc.get_samples(group_by_chain=True)
 rf = bp.rotation_free(samples)
