@@ -565,6 +565,24 @@ def test_check_guide_flags_mean_field_on_correlated_posterior():
     assert table.loc["full", "verdict"] == "good"
 
 
+def test_check_guide_on_the_exact_posterior_has_no_tail():
+    # log p(w, t) - log q(w) = log p(t) for every draw when q is the posterior: the weights
+    # are equal up to rounding, PSIS has no tail to fit, and the verdict is "good".
+    model, phi, t, post = _collinear()
+
+    def exact(phi, t=None):
+        pyro.sample("w", dist.MultivariateNormal(post.mean, post.covariance))
+
+    table = check_guide(model, phi, t, guide=exact, num_particles=2000)
+    assert table.loc["guide", "k_hat"] < 0.5  # rounding noise only: no heavy tail
+    assert table.loc["guide", "verdict"] == "good"
+    # Weights equal to the last bit (as a Laplace guide on a linear-Gaussian model gives)
+    # tie with the tail's cutoff: no tail to fit, k = -inf rather than an error.
+    from ppl_models.workflow import _pareto_k
+
+    assert _pareto_k(torch.zeros(2000, dtype=F64)) == float("-inf")
+
+
 @pytest.mark.slow
 def test_check_guide_on_guides_fitted_by_svi():
     # The same verdicts for guides fitted by SVI: AutoNormal converges to the mean-field
