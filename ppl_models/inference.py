@@ -29,6 +29,7 @@ import contextlib
 import contextvars
 import functools
 import math
+import numbers
 import os
 import tempfile
 import time
@@ -393,6 +394,51 @@ def _atomic_save(obj: object, path: Path) -> None:
         raise
 
 
+def is_stream(x: object) -> bool:
+    """Whether ``x`` is a stream of data chunks (an iterable such as a ``DataLoader`` or
+    :class:`~ppl_models.datasets.NpyChunks`) rather than one array."""
+    if isinstance(x, (torch.Tensor, np.ndarray, list, tuple, str, bytes, numbers.Number)):
+        return False
+    return hasattr(x, "__iter__")
+
+
+def _stream_size(stream: object, dataset_size: int | None) -> int:
+    """N for a stream: ``dataset_size``, else what the stream knows of its data set."""
+    if dataset_size is not None:
+        return check_int(dataset_size, "dataset_size", minimum=1)
+    shape = getattr(stream, "shape", None)  # NpyChunks
+    if shape is not None:
+        return int(shape[0])
+    dataset = getattr(stream, "dataset", None)  # torch.utils.data.DataLoader
+    if dataset is not None and hasattr(dataset, "__len__"):
+        return len(dataset)
+    raise ValueError(
+        "dataset_size is required with a stream of minibatches that does not know the size "
+        "of its data set (the likelihood is scaled by dataset_size / batch size)"
+    )
+
+
+class _BatchStream:
+    """Minibatches from an iterable, restarted at the end of each pass (an epoch), each
+    converted and checked like in-memory data."""
+
+    def __init__(self, source: object, validate: Callable[..., Any] | None):
+        self.source, self.validate, self.it = source, validate, iter(source)
+
+    def __next__(self) -> tuple[Any, ...]:
+        try:
+            batch = next(self.it)
+        except StopIteration:
+            self.it = iter(self.source)
+            try:
+                batch = next(self.it)
+            except StopIteration:
+                raise ValueError("the stream of minibatches is empty") from None
+        parts = tuple(batch) if isinstance(batch, (list, tuple)) else (batch,)
+        parts = tuple(_to_tensor(x, i) for i, x in enumerate(parts))
+        return tuple(self.validate(*parts)) if self.validate is not None else parts
+
+
 def fit_svi(
     module: torch.nn.Module,
     *data: Any,
@@ -403,6 +449,7 @@ def fit_svi(
     lr: float | None = None,
     num_steps: int = 2000,
     batch_size: int | None = None,
+    dataset_size: int | None = None,
     tol: float | None = None,
     window: int | None = None,
     seed: int | None = None,
@@ -429,9 +476,14 @@ def fit_svi(
     module : PyroModule
         A topic module with ``model(*data)`` and ``guide(*data)`` methods. It is moved to
         the device and floating dtype of the first floating data tensor.
-    *data : torch.Tensor or numpy.ndarray or None
+    *data : torch.Tensor or numpy.ndarray or None, or one stream of minibatches
         Positional arguments of ``model`` and ``guide``. Tensors whose first dimension
-        equals the first one's length are sliced into minibatches.
+        equals the first one's length are sliced into minibatches. Or a single iterable of
+        minibatches (a ``torch.utils.data.DataLoader``, including one over a memory-mapped
+        file larger than memory, or :func:`ppl_models.datasets.open_npy`), each a tensor or
+        a tuple of the model's positional arguments, read in turn and again from the start
+        after each pass; nothing but the current minibatch is held. A stream gives rows
+        without their indices, so guides with per-datapoint parameters need in-memory data.
     guide : callable, optional
         The guide; ``module.guide`` by default. An autoguide (a ``PyroModule``) has its
         parameters optimised along with the module's.
@@ -451,6 +503,10 @@ def fit_svi(
     batch_size : int, optional
         Minibatch size; the full data when omitted. Minibatches are drawn without
         replacement, a new permutation every epoch.
+    dataset_size : int, optional
+        :math:`N` when ``data`` is a stream of minibatches whose size it does not tell (a
+        ``DataLoader`` over a sized dataset and :func:`ppl_models.datasets.open_npy` tell
+        it). Each minibatch of :math:`B` rows then scales the likelihood by :math:`N / B`.
     tol : float, optional
         Convergence threshold on the relative change of the smoothed loss: the fit stops
         when ``|m_k - m_{k-1}| <= tol * max(|m_k|, 1)``, where ``m_k`` is the mean loss
@@ -525,10 +581,20 @@ def fit_svi(
     checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=1)
     num_particles = check_int(num_particles, "num_particles", minimum=1)
     guide = module.guide if guide is None else guide
-    data = tuple(_to_tensor(x, i) for i, x in enumerate(data))
     validate = getattr(module, "validate_data", None)
-    if validate is not None:
-        data = tuple(validate(*data))
+    stream = None
+    if len(data) == 1 and is_stream(data[0]):
+        if batch_size is not None:
+            raise ValueError(
+                "batch_size must be None with a stream: its batches are the minibatches"
+            )
+        stream_size = _stream_size(data[0], dataset_size)
+        stream = _BatchStream(data[0], validate)
+        data = next(stream)  # the first minibatch: device, dtype and the first evaluation
+    else:
+        data = tuple(_to_tensor(x, i) for i, x in enumerate(data))
+        if validate is not None:
+            data = tuple(validate(*data))
 
     tensors = [x for x in data if isinstance(x, torch.Tensor)]
     floating = [x for x in tensors if x.is_floating_point()]
@@ -539,6 +605,13 @@ def fit_svi(
     device = tensors[0].device if tensors else torch.device("cpu")
 
     n = tensors[0].shape[0] if tensors and tensors[0].ndim > 0 else None
+    if stream is not None:
+        if optimizer == "lbfgs":
+            raise ValueError(
+                "optimizer='lbfgs' needs a deterministic objective; a stream of minibatches "
+                "makes the loss stochastic"
+            )
+        n = stream_size
     if batch_size is not None:
         if n is None:
             raise ValueError("batch_size needs data with a first (data point) dimension")
@@ -568,7 +641,10 @@ def fit_svi(
     if validation is not None:
         val_data = _check_validation(validation, validate, floating[0] if floating else None)
         if validate_every is None:
-            validate_every = 100 if batch_size is None else -(-n // batch_size)
+            if stream is not None:
+                validate_every = -(-n // len(data[0]))  # one pass of the stream
+            else:
+                validate_every = 100 if batch_size is None else -(-n // batch_size)
         validate_every = check_int(validate_every, "validate_every", minimum=1)
         if patience is not None:
             patience = check_int(patience, "patience", minimum=1)
@@ -612,6 +688,10 @@ def fit_svi(
     # It runs inside the minibatch context like every step, so that data_plate gives the
     # models the full size and the rows' indices (per-datapoint guide parameters).
     first_idx = None if batch_size is None else torch.arange(batch_size, device=device)
+    if stream is not None:
+        # A stream gives rows, not their indices: the plate scales by N / B, and a
+        # per-datapoint guide (which needs the indices) cannot be fitted on a stream.
+        first_idx = torch.arange(len(data[0]), device=device)
     with (
         torch.no_grad(),
         pyro.settings.context(module_local_params=True),
@@ -687,7 +767,9 @@ def fit_svi(
     )
     # Full-data steps still go through the plate with explicit indices, made once here:
     # pyro.plate would otherwise build torch.arange(N) on every step.
-    all_rows = torch.arange(n, device=device) if n else None
+    all_rows = torch.arange(n, device=device) if n and stream is None else None
+    stream_rows: dict[int, torch.Tensor] = {}
+    first_batch = data if stream is not None else None
     nullctx = contextlib.nullcontext()
     update_every = max(1, num_steps // 200)
     ckpt_path = None if checkpoint is None else Path(checkpoint)
@@ -701,7 +783,17 @@ def fit_svi(
                         perm, cursor = torch.randperm(n, device=device), 0
                     idx = perm[cursor : cursor + batch_size]
                     cursor += batch_size
-                args = batch_args(idx)
+                if stream is not None:
+                    # The first minibatch, already drawn for the set-up, is the first step's.
+                    args = first_batch if first_batch is not None else next(stream)
+                    first_batch = None
+                    args = tuple(x.to(device) if isinstance(x, torch.Tensor) else x for x in args)
+                    b = len(args[0])
+                    idx = stream_rows.get(b)
+                    if idx is None:
+                        idx = stream_rows[b] = torch.arange(b, device=device)
+                else:
+                    args = batch_args(idx)
                 with _minibatch(n, all_rows if idx is None else idx) if n else nullctx:
                     if is_lbfgs:
 

@@ -80,7 +80,7 @@ from pyro.distributions import constraints
 from pyro.nn import PyroModule, PyroParam
 
 from ._checks import as_data, check_choice, check_int, check_positive
-from .inference import data_plate, pyro_method
+from .inference import data_plate, is_stream, pyro_method
 
 __all__ = [
     "PCA",
@@ -322,14 +322,6 @@ def projector_distance(a: object, b: object) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------- streams
-
-
-def is_stream(x: object) -> bool:
-    """Whether ``x`` is a stream of row chunks (an iterable such as a ``DataLoader`` or
-    :class:`~ppl_models.datasets.NpyChunks`) rather than one array."""
-    if isinstance(x, (torch.Tensor, np.ndarray, list, tuple, str, bytes, numbers.Number)):
-        return False
-    return hasattr(x, "__iter__")
 
 
 class Moments(NamedTuple):
