@@ -101,6 +101,7 @@ __all__ = [
     "Autoencoder",
     "AutoencoderParams",
     "corrupt",
+    "decode_mean",
     "linear_optimum",
     "make_networks",
     "mlp",
@@ -400,6 +401,20 @@ def negative_log_likelihood(
     ).sum()
 
 
+def decode_mean(decoder: nn.Module, z: object, latent_dim: int, likelihood: str) -> torch.Tensor:
+    r"""The mean of :math:`p(x \mid z)` from a decoder network: :math:`g_\theta(z)` for the
+    normal likelihood, :math:`\operatorname{sigmoid}(g_\theta(z))` for the Bernoulli one;
+    ``z`` of shape (N, latent_dim) is checked and moved to the network's device and dtype.
+    No gradient. Shared by :meth:`Autoencoder.decode` and :meth:`ppl_models.vae.VAE.decode`."""
+    t = as_data(z, "z", ndim=2, min_rows=1)
+    if t.shape[1] != latent_dim:
+        raise ValueError(f"z must have {latent_dim} columns (latent_dim); got {t.shape[1]}")
+    p = next(decoder.parameters())
+    with torch.no_grad():
+        out = decoder(t.to(device=p.device, dtype=p.dtype))
+    return torch.sigmoid(out) if likelihood == "bernoulli" else out
+
+
 def linear_optimum(x: object, latent_dim: int) -> AutoencoderParams:
     r"""The maximum-likelihood linear autoencoder (normal likelihood, one learned
     :math:`\sigma`) in closed form, from PCA (Baldi & Hornik 1989).
@@ -588,14 +603,7 @@ class Autoencoder(PyroModule):
     def decode(self, z: object) -> torch.Tensor:
         r"""The mean of :math:`p(x \mid z)`: :math:`g_\theta(z)` (normal) or
         :math:`\operatorname{sigmoid}(g_\theta(z))` (bernoulli), shape ``(N, D)``."""
-        t = as_data(z, "z", ndim=2, min_rows=1)
-        if t.shape[1] != self.latent_dim:
-            raise ValueError(
-                f"z must have {self.latent_dim} columns (latent_dim); got {t.shape[1]}"
-            )
-        with torch.no_grad():
-            out = self.decoder(self._net_input(t))
-        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+        return decode_mean(self.decoder, z, self.latent_dim, self.likelihood)
 
     def reconstruct(self, x: object) -> torch.Tensor:
         """``decode(encode(x))``: the mean reconstruction of ``x`` as given (not corrupted:

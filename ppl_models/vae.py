@@ -109,7 +109,7 @@ from pyro.nn import PyroModule, PyroParam
 from torch import nn
 
 from ._checks import as_data, check_binary, check_choice, check_int, check_positive
-from .autoencoder import _check_sizes, make_networks
+from .autoencoder import _check_sizes, decode_mean, make_networks
 from .inference import data_plate, pyro_method
 
 __all__ = [
@@ -395,14 +395,7 @@ class VAE(PyroModule):
     def decode(self, z: object) -> torch.Tensor:
         r"""The mean of :math:`p(x \mid z)`: :math:`g_\theta(z)` (normal) or
         :math:`\operatorname{sigmoid}(g_\theta(z))` (bernoulli), shape ``(N, D)``."""
-        t = as_data(z, "z", ndim=2, min_rows=1)
-        if t.shape[1] != self.latent_dim:
-            raise ValueError(
-                f"z must have {self.latent_dim} columns (latent_dim); got {t.shape[1]}"
-            )
-        with torch.no_grad():
-            out = self.decoder(self._net(t))
-        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+        return decode_mean(self.decoder, z, self.latent_dim, self.likelihood)
 
     def reconstruct(self, x: object) -> torch.Tensor:
         r"""``decode`` of the guide's mean :math:`\mu_\phi(x)`, shape ``(N, D)``."""
