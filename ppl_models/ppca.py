@@ -845,6 +845,15 @@ def _em_missing(
 # ---------------------------------------------------------------------- Pyro models
 
 
+def _num_rows(x: torch.Tensor | None, num_points: int | None, who: str) -> int:
+    """The plate size of a model call: the rows of ``x``, or ``num_points`` to draw new ones."""
+    if x is not None:
+        return x.shape[0]
+    if num_points is None:
+        raise ValueError(f"{who}.model needs x or num_points")
+    return check_int(num_points, "num_points", minimum=1)
+
+
 class _PPCAMarginal(dist.TorchDistribution):
     r""":math:`\mathcal N(\mu, W W^\top + \sigma^2 I)` evaluated as :func:`log_likelihood`
     does: two matrix products and an :math:`M \times M` Cholesky factor (about twice as fast
@@ -936,12 +945,7 @@ class MarginalPPCA(PyroModule):
     def model(self, x: torch.Tensor | None = None, *, num_points: int | None = None) -> None:
         """Observe ``x`` at ``"obs"``; with ``x=None`` draw ``num_points`` new points."""
         w, mu, sigma = self.W, self.mu, self.sigma
-        if x is None:
-            if num_points is None:
-                raise ValueError("MarginalPPCA.model needs x or num_points")
-            n = check_int(num_points, "num_points", minimum=1)
-        else:
-            n = x.shape[0]
+        n = _num_rows(x, num_points, "MarginalPPCA")
         # One distribution for every row, broadcast lazily (no expanded copies).
         fn = iid(_PPCAMarginal(w, mu, sigma**2))
         with data_plate(n):
@@ -1115,12 +1119,7 @@ class LatentPPCA(PyroModule):
         """Sample ``"z"``, then observe ``x`` at ``"obs"`` (NaN coordinates masked out);
         with ``x=None`` draw ``num_points`` new points."""
         w, mu, sigma = self.W, self.mu, self.sigma
-        if x is None:
-            if num_points is None:
-                raise ValueError("LatentPPCA.model needs x or num_points")
-            n = check_int(num_points, "num_points", minimum=1)
-        else:
-            n = x.shape[0]
+        n = _num_rows(x, num_points, "LatentPPCA")
         zero = torch.zeros(self.latent_dim, dtype=w.dtype, device=w.device)
         with data_plate(n):
             z = pyro.sample("z", dist.Normal(zero, torch.ones_like(zero)).to_event(1))
