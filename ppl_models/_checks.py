@@ -234,11 +234,21 @@ def check_binary(t: torch.Tensor, name: str) -> torch.Tensor:
     ...
     ValueError: t must hold only 0 and 1 (...); got 1 other value(s), e.g. 0.5
     """
-    other = t[(t != 0) & (t != 1)]
+    if t.dtype == torch.bool:
+        return t
+    # t * t - t is exactly 0 at 0 and 1 only: t * t < t on (0, 1) and > t elsewhere, an
+    # underflow to 0 differs from t, and two different floats never subtract to 0; NaN
+    # and +-inf give NaN; for integers x (x - 1) = 0 mod 2^64 forces x = 0 or 1. Chunks
+    # of 2^16 entries stay in cache: on the 60000 x 784 digits this is 3x faster than a
+    # mask over the whole tensor. The mask below only finds an example for the message.
+    flat = t.reshape(-1)
+    if not any(bool((c * c - c).any()) for c in flat.split(1 << 16)):
+        return t
+    other = flat[(flat != 0) & (flat != 1)]
     if other.numel():
         raise ValueError(
             f"{name} must hold only 0 and 1 (binary targets for a Bernoulli likelihood); "
-            f"got {other.numel()} other value(s), e.g. {other.flatten()[0].item():g}"
+            f"got {other.numel()} other value(s), e.g. {other.flatten()[0].item():.9g}"
         )
     return t
 

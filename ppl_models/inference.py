@@ -60,6 +60,7 @@ __all__ = [
     "evaluate_loss",
     "fit_svi",
     "iid",
+    "plate_scale",
     "pyro_method",
     "run_nuts",
 ]
@@ -130,6 +131,21 @@ def data_plate(size: int, name: str = "data", dim: int | None = None) -> pyro.pl
         if len(idx) == size:
             return pyro.plate(name, full_size, subsample=idx, dim=dim)
     return pyro.plate(name, size, dim=dim)
+
+
+def plate_scale(size: int) -> float:
+    """The factor by which :func:`data_plate` with ``size`` rows scales each data point's
+    log-density: :math:`N / B` while :func:`fit_svi` passes a minibatch of :math:`B = `
+    ``size`` rows out of :math:`N`, else 1. For a module's ``reparam_loss``, which writes
+    the ELBO without Pyro's plate.
+
+    >>> plate_scale(5)
+    1.0
+    """
+    current = _MINIBATCH.get()
+    if current is not None and len(current[1]) == size:
+        return current[0] / size
+    return 1.0
 
 
 def iid(fn: dist.Distribution) -> dist.Distribution:
@@ -353,21 +369,29 @@ def _reparam_agrees(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     elbo: ELBO,
+    fast_loss: Callable[[], torch.Tensor] | None = None,
 ) -> bool:
-    """Whether :func:`_reparam_loss` applies and gives Pyro's number with the same draws
-    (to summation rounding): the check that licenses the shortcut for a whole fit."""
+    """Whether a shortcut gives Pyro's number with the same draws (to summation rounding):
+    the check that licenses it for a whole fit. The shortcut is :func:`_reparam_loss`, or
+    ``fast_loss`` (a module's ``reparam_loss`` on these data) where given."""
     if type(elbo) not in (Trace_ELBO, TraceMeanField_ELBO):
         return False
+    analytic_kl = isinstance(elbo, TraceMeanField_ELBO)
     rng = pyro.util.get_rng_state()
     try:
         with torch.no_grad():
             reference = elbo.differentiable_loss(model, guide, *args, **kwargs)
             pyro.util.set_rng_state(rng)
-            fast = _reparam_loss(model, guide, args, kwargs, isinstance(elbo, TraceMeanField_ELBO))
+            if fast_loss is None:
+                fast = _reparam_loss(model, guide, args, kwargs, analytic_kl)
+            else:
+                fast = fast_loss()
     except _NoShortcut:
         return False
     finally:
         pyro.util.set_rng_state(rng)
+    if not torch.is_tensor(fast) or (fast.shape, fast.dtype) != (reference.shape, reference.dtype):
+        return False
     if not (torch.is_tensor(reference) and torch.isfinite(reference)):
         return False
     rtol = 1e-10 if reference.dtype == torch.float64 else 1e-5
@@ -537,6 +561,10 @@ def fit_svi(
         the module's own guide and every guide site reparametrised (an amortized guide),
         the loss is summed site by site from one guide trace and the replayed model, once
         the first evaluation has shown that this sum is Pyro's number for the same draws.
+        A module may go further with a method ``reparam_loss(*data, analytic_kl, **kwargs)``
+        that writes the same one-particle loss in plain torch (:meth:`VAE.reparam_loss
+        <ppl_models.vae.VAE.reparam_loss>`): it replaces the traces under the same
+        licence, checked on the first evaluation against Pyro's ELBO with the same draws.
     validation : tuple, optional
         Held-out data, a tuple like ``data`` (e.g. ``(x_val,)``), for early stopping. Every
         ``validate_every`` steps the loss is evaluated on it without gradient, per data
@@ -665,6 +693,7 @@ def fit_svi(
 
     exact_ml = False  # decided after the first evaluation (see below)
     reparam = False  # likewise
+    direct = False  # likewise: the module's own torch loss (``reparam_loss``)
 
     def compute_loss(args: tuple[Any, ...]) -> torch.Tensor:
         try:
@@ -673,6 +702,8 @@ def fit_svi(
                 # one trace of the model gives it without tracing and replaying a guide.
                 trace = poutine.trace(module.model).get_trace(*args, **model_kwargs)
                 return -trace.log_prob_sum()
+            if direct:
+                return module.reparam_loss(*args, analytic_kl=loss == "meanfield", **model_kwargs)
             if reparam:
                 return _reparam_loss(module.model, guide, args, model_kwargs, loss == "meanfield")
             return elbo.differentiable_loss(module.model, guide, *args, **model_kwargs)
@@ -711,6 +742,17 @@ def fit_svi(
                     exact_ml = False
             elif num_particles == 1 and not validate_every_step:
                 reparam = _reparam_agrees(module.model, guide, first_args, model_kwargs, elbo)
+                if reparam and callable(getattr(module, "reparam_loss", None)):
+                    direct = _reparam_agrees(
+                        module.model,
+                        guide,
+                        first_args,
+                        model_kwargs,
+                        elbo,
+                        lambda: module.reparam_loss(
+                            *first_args, analytic_kl=loss == "meanfield", **model_kwargs
+                        ),
+                    )
             pyro.util.set_rng_state(rng)
     params = _unique_params(module, guide)
     if not params:

@@ -74,3 +74,28 @@ def test_lengths_and_binary():
     for bad in ([0.0, 2.0], [-1.0, 1.0], [0.5, 1.0]):
         with pytest.raises(ValueError, match="t must hold only 0 and 1"):
             check_binary(torch.tensor(bad), "t")
+
+
+def test_binary_edge_cases():
+    # The check is arithmetic (t * t - t == 0), so the values next to 0 and 1, the
+    # non-finite ones and integer overflow are where it could go wrong.
+    for good in (torch.tensor([0, 1, 1]), torch.tensor([True, False]), torch.zeros(3, 70000)):
+        check_binary(good, "t")
+    near_one = 1.0 - 2.0**-24  # the float32 just below 1: t * t rounds to another float
+    tiny = torch.finfo(torch.float32).tiny * 2.0**-20  # subnormal: t * t underflows to 0
+    for bad in (
+        torch.tensor([0.0, near_one]),
+        torch.tensor([0.0, tiny]),
+        torch.tensor([0.0, float("inf")]),
+        torch.tensor([float("-inf"), 1.0]),
+        torch.tensor([0.0, float("nan")]),
+        torch.tensor([0, 2**32]),  # (2^32)^2 wraps to 0 in int64
+        torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64),
+    ):
+        with pytest.raises(ValueError, match="t must hold only 0 and 1"):
+            check_binary(bad, "t")
+    # A bad value in a later chunk (the check runs in chunks of 2^16 entries).
+    x = torch.zeros(3, 70000)
+    x[2, 69999] = 0.5
+    with pytest.raises(ValueError, match=r"1 other value\(s\), e.g. 0.5"):
+        check_binary(x, "t")

@@ -3,10 +3,12 @@ against PPCA, the estimators' Monte-Carlo properties, the digits, bad input."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 import pyro
+import pyro.distributions as dist
 import pytest
 import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
@@ -15,7 +17,7 @@ from scipy.special import roots_hermitenorm
 
 from ppl_models import vae as vae_mod
 from ppl_models.datasets import load_vae_data
-from ppl_models.inference import evaluate_loss, fit_svi
+from ppl_models.inference import data_plate, evaluate_loss, fit_svi, pyro_method
 from ppl_models.vae import (
     VAE,
     elbo,
@@ -518,30 +520,121 @@ def test_vae_data_is_binary_or_scaled_and_split():
     assert len(set(b.y_train.tolist())) == 10
 
 
+class _TracedVAE(VAE):
+    """A VAE without its torch loss: fit_svi's generic shortcut (traces) applies."""
+
+    reparam_loss = None
+
+
+class _WiderPriorVAE(VAE):
+    """A subclass whose model differs from what reparam_loss writes (prior N(0, 2^2))."""
+
+    @pyro_method
+    def model(self, x=None, *, num=None):
+        with data_plate(x.shape[0]):
+            z = pyro.sample(
+                "z", dist.Normal(x.new_zeros(x.shape[0], self.latent_dim), 2.0).to_event(1)
+            )
+            pyro.sample("obs", self._likelihood(z), obs=x)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "normal"])
+@pytest.mark.parametrize("sigma", ["shared", "per_dim"])
+@pytest.mark.parametrize("beta", [1.0, 0.3])
+def test_reparam_loss_is_pyros_elbo_at_the_same_draw(likelihood, sigma, beta):
+    # VAE.reparam_loss writes model + guide's one-particle loss in torch; Pyro's ELBO classes
+    # on the same random state (the same eps) must give the same value and gradient, in and
+    # out of a minibatch (scale N / B). float64: equal to summation rounding.
+    from ppl_models.inference import _minibatch
+
+    x = (torch.rand(30, 8, generator=torch.Generator().manual_seed(1)) > 0.5).double()
+    v = VAE(8, 3, hidden=(6,), likelihood=likelihood, beta=beta, sigma=sigma, seed=2).double()
+    if v.sigma is not None:
+        v.sigma = (
+            torch.linspace(0.5, 1.5, 8, dtype=torch.float64).reshape(v.sigma.shape)
+            if sigma == "per_dim"
+            else torch.tensor(0.7, dtype=torch.float64)
+        )
+    params = list(v.parameters())
+    for minibatch in (None, (1000, torch.arange(30))):
+        for elbo_cls, analytic in ((Trace_ELBO, False), (TraceMeanField_ELBO, True)):
+            ctx = _minibatch(*minibatch) if minibatch else contextlib.nullcontext()
+            with ctx:
+                pyro.set_rng_seed(7)
+                ref = elbo_cls().differentiable_loss(v.model, v.guide, x)
+                ref_grads = torch.autograd.grad(ref, params)
+                pyro.set_rng_seed(7)
+                mine = v.reparam_loss(x, analytic_kl=analytic)
+                grads = torch.autograd.grad(mine, params)
+            assert float(mine.detach()) == pytest.approx(float(ref.detach()), rel=1e-12)
+            for g, r in zip(grads, ref_grads, strict=True):
+                torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
+    with _minibatch(1000, torch.arange(30)):
+        pyro.set_rng_seed(7)
+        scaled = float(v.reparam_loss(x))
+    pyro.set_rng_seed(7)
+    assert scaled == pytest.approx(1000 / 30 * float(v.reparam_loss(x)), rel=1e-12)
+
+
 @pytest.mark.parametrize("loss", ["trace", "meanfield"])
 @pytest.mark.parametrize("beta", [1.0, 2.0])
-def test_fit_svi_shortcut_gives_pyros_losses(loss, beta, monkeypatch, digits_bernoulli):
+@pytest.mark.parametrize("cls", [VAE, _TracedVAE])
+def test_fit_svi_shortcut_gives_pyros_losses(loss, beta, cls, monkeypatch, digits_bernoulli):
     # fit_svi computes a reparametrised guide's loss without Pyro's ELBO classes after
-    # checking, at the first evaluation, that both give the same number. The whole
-    # trajectory must be Pyro's: validate_every_step=True keeps Pyro's ELBO on every step.
-    # float64, same draws: equal to summation rounding.
+    # checking, at the first evaluation, that both give the same number: the module's own
+    # torch loss where it has one (VAE.reparam_loss), else the sum over one guide trace and
+    # the replayed model. The whole trajectory must be Pyro's: validate_every_step=True
+    # keeps Pyro's ELBO on every step. float64, same draws: equal to summation rounding.
     from ppl_models import inference
 
-    calls = []
+    calls = {"traces": 0, "module": 0}
     original = inference._reparam_loss
-    monkeypatch.setattr(
-        inference, "_reparam_loss", lambda *a, **k: calls.append(1) or original(*a, **k)
-    )
+    original_module = VAE.reparam_loss
+
+    def traced(*a, **k):
+        calls["traces"] += 1
+        return original(*a, **k)
+
+    def module_loss(self, *a, **k):
+        calls["module"] += 1
+        return original_module(self, *a, **k)
+
+    monkeypatch.setattr(inference, "_reparam_loss", traced)
+    if cls is VAE:
+        monkeypatch.setattr(VAE, "reparam_loss", module_loss)
     x = digits_bernoulli.x_train[:200]
     kwargs = dict(loss=loss, num_steps=15, batch_size=50, lr=1e-2, tol=0, seed=0, progress=False)
-    fast = fit_svi(VAE(64, 2, hidden=(8,), beta=beta).double(), x, **kwargs)
-    assert len(calls) >= 15  # the check plus every step
-    calls.clear()
+    fast = fit_svi(cls(64, 2, hidden=(8,), beta=beta).double(), x, **kwargs)
+    if cls is VAE:  # the module's loss: its licence check, then every step
+        assert calls == {"traces": 1, "module": 16}
+    else:
+        assert calls == {"traces": 16, "module": 0}
+    calls.update(traces=0, module=0)
     slow = fit_svi(
-        VAE(64, 2, hidden=(8,), beta=beta).double(), x, validate_every_step=True, **kwargs
+        cls(64, 2, hidden=(8,), beta=beta).double(), x, validate_every_step=True, **kwargs
     )
-    assert not calls
+    assert calls == {"traces": 0, "module": 0}
     np.testing.assert_allclose(fast.losses, slow.losses, rtol=1e-10)
+
+
+def test_a_changed_model_does_not_train_on_the_vae_loss(monkeypatch, digits_bernoulli):
+    # reparam_loss writes the VAE's own model; a subclass with another prior fails the
+    # licence check (Pyro's number differs) and trains through the traces, whose losses
+    # are Pyro's.
+    calls = []
+    monkeypatch.setattr(
+        VAE,
+        "reparam_loss",
+        lambda self, *a, **k: calls.append(1) or torch.zeros((), dtype=torch.float64),
+    )
+    x = digits_bernoulli.x_train[:100]
+    kwargs = dict(loss="trace", num_steps=5, batch_size=50, tol=0, seed=0, progress=False)
+    fit = fit_svi(_WiderPriorVAE(64, 2, hidden=(8,)).double(), x, **kwargs)
+    assert calls == [1]  # the check only
+    ref = fit_svi(
+        _WiderPriorVAE(64, 2, hidden=(8,)).double(), x, validate_every_step=True, **kwargs
+    )
+    np.testing.assert_allclose(fit.losses, ref.losses, rtol=1e-10)
 
 
 def test_vae_data_reads_mnist_idx_files(tmp_path):
