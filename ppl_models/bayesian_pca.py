@@ -101,7 +101,7 @@ Machine Learning* (PRML), section 12.2.3 and Fig. 12.14. M. E. Tipping and C. M.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import pyro
@@ -115,6 +115,8 @@ from pyro.nn import PyroModule, PyroSample
 from ._checks import as_data, check_choice, check_int, check_positive
 from .inference import data_plate, pyro_method
 from .ppca import PPCAParams
+
+_LOG_2PI = math.log(2 * math.pi)
 
 __all__ = [
     "BPCAResult",
@@ -464,6 +466,65 @@ def ard_em(
 # The Pyro model
 # ---------------------------------------------------------------------------
 
+
+class _MarginalStats(NamedTuple):
+    n: int
+    d: int
+    m: int
+    xbar: torch.Tensor
+    s: torch.Tensor
+    a: float
+    b: float
+    sigma_scale: float
+    mu_scale: float
+
+
+class _MarginalPotential(torch.autograd.Function):
+    r""":math:`U(W, \mu, u_\alpha, u_\sigma)` of :meth:`BayesianPCA.nuts_potential`; the
+    forward pass computes the gradient too (closed form), and the backward pass scales it."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        W: torch.Tensor,
+        mu: torch.Tensor,
+        u_alpha: torch.Tensor,
+        u_sigma: torch.Tensor,
+        st: _MarginalStats,
+    ) -> torch.Tensor:
+        n, d = st.n, st.d
+        alpha, s2 = u_alpha.exp(), (2 * u_sigma).exp()
+        C = W @ W.T + s2 * torch.eye(d, dtype=W.dtype, device=W.device)
+        L = torch.linalg.cholesky(C)
+        c_inv = torch.cholesky_inverse(L)
+        r = st.xbar - mu
+        A = c_inv @ (st.s + torch.outer(r, r))  # C^-1 S_mu
+        loglik = -0.5 * n * (d * _LOG_2PI + 2 * L.diagonal().log().sum() + A.diagonal().sum())
+        G = -0.5 * n * (c_inv - A @ c_inv)
+        norms2 = (W * W).sum(0)
+        a, b, ss2, ms2 = st.a, st.b, st.sigma_scale**2, st.mu_scale**2
+        log_prior = (
+            ((a + 0.5 * d) * u_alpha - alpha * (b + 0.5 * norms2)).sum()
+            + st.m * (a * math.log(b) - math.lgamma(a) - 0.5 * d * _LOG_2PI)
+            + u_sigma
+            - torch.log1p(s2 / ss2)
+            + math.log(2 / (math.pi * st.sigma_scale))
+            - 0.5 * (mu * mu).sum() / ms2
+            - d * (math.log(st.mu_scale) + 0.5 * _LOG_2PI)
+        )
+        ctx.save_for_backward(
+            W * alpha - 2 * G @ W,
+            mu / ms2 - n * (c_inv @ r),
+            alpha * (b + 0.5 * norms2) - (a + 0.5 * d),
+            2 * s2 / (ss2 + s2) - 1 - 2 * s2 * G.diagonal().sum(),
+        )
+        return -(loglik + log_prior)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return (*(grad * g for g in ctx.saved_tensors), None)
+
+
 _GUIDES = ("delta", "normal", "lowrank")
 
 
@@ -693,6 +754,66 @@ class BayesianPCA(PyroModule):
     def guide(self, x: torch.Tensor | None = None, n: int | None = None) -> Any:
         """The autoguide chosen by ``guide=`` at construction (see the class docstring)."""
         return self.autoguide(x, n)
+
+    def nuts_potential(
+        self, x: torch.Tensor
+    ) -> Callable[[dict[str, torch.Tensor]], torch.Tensor] | None:
+        r"""The potential energy of the marginal form for NUTS, from the sufficient
+                statistics, with its gradient in closed form (``None`` for the latent form or the
+                non-centred parametrisation).
+
+                NUTS moves in Pyro's unconstrained coordinates :math:`u_lpha = \lnlpha`,
+                :math:`u_\sigma = \ln\sigma`, :math:`W`, :math:`\mu`, and needs
+                :math:`U = -\ln p(X, lpha, W, \sigma, \mu)` minus the log-Jacobians
+                :math:`\sum_i u_{lpha,i} + u_\sigma`, and :math:`
+        abla U`. With
+                :math:`ar x`, :math:`S = rac1N \sum_n (x_n - ar x)(x_n - ar x)^	op`,
+                :math:`r = ar x - \mu`, :math:`C = W W^	op + \sigma^2 I` and
+                :math:`S_\mu = S + r r^	op`, the log-likelihood and its derivative in :math:`C`
+                are
+
+                .. math::
+
+                    \ell = -rac N2 ig(D \ln 2\pi + \ln|C| + \operatorname{tr} C^{-1} S_\muig),
+                    \qquad
+                    G = rac{\partial \ell}{\partial C}
+                      = -rac N2 ig(C^{-1} - C^{-1} S_\mu C^{-1}ig),
+
+                so :math:`\partial\ell/\partial W = 2 G W`, :math:`\partial\ell/\partial u_\sigma
+                = 2\sigma^2 \operatorname{tr} G` and :math:`\partial\ell/\partial\mu = N C^{-1} r`.
+                The priors add, per column, :math:`(a + D/2) u_{lpha,i} - lpha_i (b +
+                \|w_i\|^2 / 2)` (Gamma, its Jacobian and the Gaussian column), :math:`u_\sigma -
+                \ln(1 + \sigma^2 / s_\sigma^2)` (half-Cauchy and Jacobian) and :math:`-\|\mu\|^2 /
+                2 s_\mu^2`, plus constants.
+
+                Pyro's potential traces the model and evaluates a :math:`D 	imes D`-capacitance
+                low-rank Gaussian on all :math:`N` rows, then differentiates through it: 4.5-7 ms
+                per gradient on Bishop's data (:math:`N = 300`, :math:`D = 10`, :math:`M = 9`),
+                against 0.8 ms here, independent of :math:`N`. :func:`~ppl_models.inference.
+                run_nuts` uses this function only after checking that its values and gradients are
+                Pyro's at the chains' initial points.
+        """
+        if self.form != "marginal" or self.parametrisation != "centred":
+            return None
+        n, d = x.shape
+        xbar = x.mean(0)
+        xc = x - xbar
+        stats = _MarginalStats(
+            n=n,
+            d=d,
+            m=self.max_latent_dim,
+            xbar=xbar,
+            s=xc.T @ xc / n,
+            a=float(self.alpha_a),
+            b=float(self.alpha_b),
+            sigma_scale=float(self.sigma_scale),
+            mu_scale=float(self.mu_scale),
+        )
+
+        def potential(z: dict[str, torch.Tensor]) -> torch.Tensor:
+            return _MarginalPotential.apply(z["W"], z["mu"], z["alpha"], z["sigma"], stats)
+
+        return potential
 
     # -- reading the fit --------------------------------------------------------------
 

@@ -46,8 +46,11 @@ from pyro import poutine
 from pyro.distributions.kl import kl_divergence
 from pyro.distributions.util import scale_and_mask
 from pyro.infer import MCMC, NUTS, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer.autoguide.initialization import init_to_uniform
 from pyro.infer.elbo import ELBO
+from pyro.infer.mcmc.util import initialize_model
 from pyro.nn import PyroModule
+from pyro.ops.integrator import potential_grad
 from pyro.poutine.util import prune_subsample_sites
 from tqdm.auto import tqdm
 
@@ -1092,13 +1095,34 @@ def run_nuts(
         module.to(device=floating[0].device, dtype=floating[0].dtype)
     if seed is not None:
         pyro.set_rng_seed(check_int(seed, "seed", minimum=0))
-    kernel = NUTS(
-        module.model,
-        target_accept_prob=target_accept_prob,
-        max_tree_depth=max_tree_depth,
-        jit_compile=False,
-        **({} if init_strategy is None else {"init_strategy": init_strategy}),
-    )
+    options: dict[str, Any] = {}
+    make_potential = getattr(module, "nuts_potential", None)
+    potential = make_potential(*data) if callable(make_potential) and not model_kwargs else None
+    if potential is not None:
+        with pyro.settings.context(module_local_params=True):
+            init, pyro_potential, transforms, _ = initialize_model(
+                module.model,
+                model_args=data,
+                init_strategy=init_to_uniform if init_strategy is None else init_strategy,
+                num_chains=num_chains,
+            )
+            agrees = _potentials_agree(potential, pyro_potential, init, num_chains)
+        if agrees:
+            options = {"initial_params": init, "transforms": transforms}
+    if options:
+        kernel = NUTS(
+            potential_fn=potential,
+            target_accept_prob=target_accept_prob,
+            max_tree_depth=max_tree_depth,
+        )
+    else:
+        kernel = NUTS(
+            module.model,
+            target_accept_prob=target_accept_prob,
+            max_tree_depth=max_tree_depth,
+            jit_compile=False,
+            **({} if init_strategy is None else {"init_strategy": init_strategy}),
+        )
     show = (os.isatty(2) if hasattr(os, "isatty") else False) if progress is None else progress
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Chains will be drawn sequentially.*")
@@ -1108,7 +1132,58 @@ def run_nuts(
             warmup_steps=warmup_steps,
             num_chains=num_chains,
             disable_progbar=not show,
+            **options,
         )
         with pyro.settings.context(module_local_params=True):
             mcmc.run(*data, **model_kwargs)
+    # The module whose posterior this is, for to_inference_data (a kernel built on a
+    # potential function does not know the model).
+    mcmc.ppl_module = module
     return mcmc
+
+
+def _potentials_agree(
+    potential: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    reference: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    init: dict[str, torch.Tensor],
+    num_chains: int,
+) -> bool:
+    """Whether a module's potential energy and its gradient equal Pyro's (``reference``,
+    from tracing the model) at each chain's initial point and at two points around it:
+    the licence for :func:`run_nuts` to use it. The perturbations come from a generator
+    of their own, so that the check leaves the sampler's random streams alone.
+
+    Tolerance: the two compute the same quantities by different routes (sufficient
+    statistics and a Cholesky factor against per-row densities), which differ by rounding
+    growing with N; the square root of the dtype's epsilon (1.5e-8 in float64) is far
+    above that and far below any error in a formula.
+    """
+    gen = torch.Generator().manual_seed(0)
+    for chain in range(num_chains):
+        base = {k: v[chain] if num_chains > 1 else v for k, v in init.items()}
+        for step in (0.0, 0.05, 0.2):
+            point = {
+                k: v + step * torch.randn(v.shape, generator=gen, dtype=v.dtype).to(v.device)
+                for k, v in base.items()
+            }
+            try:
+                g_ref, v_ref = potential_grad(
+                    reference, {k: v.detach().requires_grad_() for k, v in point.items()}
+                )
+                g_new, v_new = potential_grad(
+                    potential, {k: v.detach().requires_grad_() for k, v in point.items()}
+                )
+            except (RuntimeError, ValueError):
+                return False
+            v_ref, v_new = torch.as_tensor(v_ref), torch.as_tensor(v_new)
+            if not bool(torch.isfinite(v_ref)):
+                return False
+            rtol = math.sqrt(torch.finfo(v_ref.dtype).eps)
+            if not bool(torch.isclose(v_new, v_ref, rtol=rtol, atol=0)):
+                return False
+            scale = max(float(g.abs().max()) for g in g_ref.values())
+            if set(g_new) != set(g_ref) or any(
+                float((g_new[k] - g_ref[k]).abs().max()) > rtol * scale for k in g_ref
+            ):
+                return False
+    return True

@@ -397,9 +397,15 @@ def to_inference_data(
         observed_sites = [observed_sites]
     sample_stats = None
     if isinstance(source, MCMC):
-        if module is None:  # the module whose bound model method the kernel samples
+        if module is None:  # the module run_nuts sampled, or whose model the kernel traces
+            module = getattr(source, "ppl_module", None)
+        if module is None:
             module = getattr(source.kernel.model, "__self__", None)
         model = _model_fn(module) if module is not None else source.kernel.model
+        if model is None:
+            raise ValueError(
+                "source (MCMC) samples a potential function, not a model: pass module="
+            )
         if data or model_kwargs:
             data = _prepare_data(module, data) if module is not None else data
         else:  # the (validated) arguments the run was given
