@@ -497,3 +497,131 @@ def test_latent_form_svi_finds_five_of_fifty_dimensions():
     avg.apply()
     assert np.all(np.isfinite(fit.losses))
     assert m.effective_dim() == 5
+
+
+def _gibbs_bpca(x, m, sweeps, *, a=1e-3, b=1e-3, sigma_scale=1.0, mu_scale=100.0, seed=0):
+    r"""An independent reference for the posterior of BayesianPCA: a Gibbs sampler in numpy
+    on the latent form (z_n ~ N(0, I_M), x_n | z_n ~ N(W z_n + mu, sigma^2 I)), every
+    conditional in closed form:
+
+    * z_n | . ~ N(P^-1 W^T (x_n - mu) / s2, P^-1), P = I + W^T W / s2;
+    * each row of W | . ~ N(L^-1 Z^T (x_:d - mu_d) / s2, L^-1), L = diag(alpha) + Z^T Z / s2
+      (the same L for every row);
+    * alpha_i | w_i ~ Gamma(a + D/2, rate b + |w_i|^2 / 2);
+    * mu | . ~ N(sum_n (x_n - W z_n) / s2 / p, 1/p), p = N / s2 + 1 / s_mu^2;
+    * sigma ~ HalfCauchy(s) as s2 | nu ~ InvGamma(1/2, 1/nu), nu ~ InvGamma(1/2, 1/s^2)
+      (Makalic & Schmidt 2016): s2 | . ~ InvGamma(1/2 + ND/2, 1/nu + RSS/2) and
+      nu | s2 ~ InvGamma(1, 1/s^2 + 1/s2).
+
+    Starts from ard_em's kind of point (principal directions); returns per-sweep C, alpha
+    sorted and column norms sorted."""
+    rng = np.random.default_rng(seed)
+    n, d = x.shape
+    mu = x.mean(0)
+    lam, u = np.linalg.eigh((x - mu).T @ (x - mu) / n)
+    lam, u = lam[::-1], u[:, ::-1]
+    s2 = lam[m:].mean()
+    W = u[:, :m] * np.sqrt(np.maximum(lam[:m] - s2, 0.01 * lam.mean()))
+    alpha, nu = d / (W * W).sum(0), 1.0
+    out = {"C": [], "alpha": [], "norms": []}
+    for _ in range(sweeps):
+        P = np.eye(m) + W.T @ W / s2
+        Z = (
+            np.linalg.solve(P, W.T @ (x - mu).T / s2).T
+            + np.linalg.solve(np.linalg.cholesky(P).T, rng.standard_normal((m, n))).T
+        )
+        L = np.diag(alpha) + Z.T @ Z / s2
+        W = (
+            np.linalg.solve(L, Z.T @ (x - mu) / s2).T
+            + np.linalg.solve(np.linalg.cholesky(L).T, rng.standard_normal((m, d))).T
+        )
+        alpha = rng.gamma(a + d / 2, 1.0 / (b + 0.5 * (W * W).sum(0)))
+        p = n / s2 + 1 / mu_scale**2
+        mu = (x - Z @ W.T).sum(0) / s2 / p + rng.standard_normal(d) / np.sqrt(p)
+        r = x - Z @ W.T - mu
+        s2 = 1.0 / rng.gamma(0.5 + n * d / 2, 1.0 / (1.0 / nu + (r * r).sum() / 2))
+        nu = 1.0 / rng.gamma(1.0, 1.0 / (1.0 / sigma_scale**2 + 1.0 / s2))
+        out["C"].append(W @ W.T + s2 * np.eye(d))
+        out["alpha"].append(np.sort(alpha))
+        out["norms"].append(np.sort(np.linalg.norm(W, axis=0)))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _agree_within_mc_error(draws_a, draws_b, z_max):
+    """Posterior means of two samplers' (chain, draw, ...) arrays agree entry by entry
+    within z_max combined Monte-Carlo standard errors (ArviZ's mcse of the mean, which
+    accounts for autocorrelation). Returns the largest |z|."""
+    import arviz as az
+
+    def mean_and_mcse(draws):
+        flat = draws.reshape(draws.shape[0], draws.shape[1], -1)
+        mcse = az.mcse(az.convert_to_dataset({"v": flat}))["v"].values
+        return flat.mean((0, 1)), mcse
+
+    ma, sa = mean_and_mcse(draws_a)
+    mb, sb = mean_and_mcse(draws_b)
+    z = np.abs(ma - mb) / np.sqrt(sa**2 + sb**2)
+    return float(z.max())
+
+
+# 2 chains x (250 + 1000) iterations, 63-127 leapfrog steps each at ~1.6 ms (closed-form
+# potential 0.8 ms, Pyro's tree building the rest): ~5 min on 2 cores. With 500 draws per
+# chain R-hat reached 1.014 on the switched-off columns' alphas (ESS 240-340 of 1000).
+NUTS_WARMUP, NUTS_DRAWS = 250, 1000
+
+
+@pytest.mark.slow
+def test_nuts_posterior_separates_three_columns_and_is_the_gibbs_posterior():
+    """NUTS on the marginal form (vague Gamma(1e-3, 1e-3) on alpha), Bishop's data.
+
+    The issue asked for the NUTS posterior mean of C within 5% of ard_em's C. It is 5.3%
+    away, and so is the posterior mean from an independent Gibbs sampler (numpy, latent
+    form, 2 x 40000 sweeps: 5.32%), while the two samplers agree with each other to 0.4%:
+    the distance is the posterior's, not the sampler's. Columns 4-9 are not pruned under
+    the posterior (norms 0.1-0.43, alpha 59-1130) and carry part of the spread of the
+    seven small sample eigenvalues (0.18-0.33 about sigma^2 = 0.25), which ard_em's point
+    estimate sets to sigma^2 exactly; the posterior mean of C lies between ard_em's C and
+    the sample covariance S (3.7% from S; ard_em is 7.7% from S). So the test compares the
+    NUTS posterior with the Gibbs posterior, entry by entry within Monte-Carlo error, and
+    the SVI tests keep the 5% bound against ard_em (a Gaussian guide under-disperses the
+    switched-off columns).
+    """
+    import arviz as az
+
+    data = make_bishop_bpca_data(seed=0)
+    em = bp.ard_em(data.x, 9)
+    m = bp.BayesianPCA(10, 9).double()
+    mcmc = run_nuts(
+        m, data.x, num_samples=NUTS_DRAWS, warmup_steps=NUTS_WARMUP, num_chains=2,
+        init_strategy=m.init_strategy, seed=0, progress=False,
+    )  # fmt: skip
+    assert mcmc.kernel.model is None  # the closed-form potential was licensed
+    draws = mcmc.get_samples(group_by_chain=True)
+    divergences = sum(len(v) for v in mcmc.diagnostics()["divergences"].values())
+    assert divergences == 0
+    chains = {k: v.numpy() for k, v in bp.rotation_free(draws).items()}
+    for name in ("alpha_sorted", "norm_sorted"):
+        rhat = az.rhat(az.convert_to_dataset({"v": chains[name]}))["v"].values
+        assert float(rhat.max()) <= 1.01, (name, rhat)
+    alpha_mean = chains["alpha_sorted"].mean((0, 1))
+    assert alpha_mean[3] >= 2 * alpha_mean[2]
+    assert m.effective_dim(draws) == 3
+
+    x = data.x.numpy()
+    gibbs = [_gibbs_bpca(x, 9, 40000, seed=s) for s in (1, 2)]
+    burn = 2000  # from a point near the mode; the sorted alphas settle within ~500 sweeps
+    ref = {k: np.stack([g[k][burn:] for g in gibbs]) for k in ("C", "alpha", "norms")}
+    # 55 distinct entries of C, 9 alphas: with |z| < 4.5 a false alarm has odds ~1e-4.
+    iu = np.triu_indices(10)
+    assert (
+        _agree_within_mc_error(chains["C"][..., iu[0], iu[1]], ref["C"][..., iu[0], iu[1]], 4.5)
+        < 4.5
+    )
+    assert _agree_within_mc_error(chains["alpha_sorted"], ref["alpha"], 4.5) < 4.5
+    c_nuts, c_gibbs = chains["C"].mean((0, 1)), ref["C"].mean((0, 1))
+    c_em = _c(em.params).numpy()
+    assert np.linalg.norm(c_nuts - c_gibbs) / np.linalg.norm(c_gibbs) < 0.01
+    # Where the issue's bound falls: both posteriors sit at the same distance from ard_em.
+    rel_nuts = np.linalg.norm(c_nuts - c_em) / np.linalg.norm(c_em)
+    rel_gibbs = np.linalg.norm(c_gibbs - c_em) / np.linalg.norm(c_em)
+    assert abs(rel_nuts - rel_gibbs) < 0.005, (rel_nuts, rel_gibbs)
