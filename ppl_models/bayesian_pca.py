@@ -759,39 +759,39 @@ class BayesianPCA(PyroModule):
         self, x: torch.Tensor
     ) -> Callable[[dict[str, torch.Tensor]], torch.Tensor] | None:
         r"""The potential energy of the marginal form for NUTS, from the sufficient
-                statistics, with its gradient in closed form (``None`` for the latent form or the
-                non-centred parametrisation).
+        statistics, with its gradient in closed form (``None`` for the latent form or the
+        non-centred parametrisation).
 
-                NUTS moves in Pyro's unconstrained coordinates :math:`u_lpha = \lnlpha`,
-                :math:`u_\sigma = \ln\sigma`, :math:`W`, :math:`\mu`, and needs
-                :math:`U = -\ln p(X, lpha, W, \sigma, \mu)` minus the log-Jacobians
-                :math:`\sum_i u_{lpha,i} + u_\sigma`, and :math:`
-        abla U`. With
-                :math:`ar x`, :math:`S = rac1N \sum_n (x_n - ar x)(x_n - ar x)^	op`,
-                :math:`r = ar x - \mu`, :math:`C = W W^	op + \sigma^2 I` and
-                :math:`S_\mu = S + r r^	op`, the log-likelihood and its derivative in :math:`C`
-                are
+        NUTS moves in Pyro's unconstrained coordinates :math:`u_\alpha = \ln\alpha`,
+        :math:`u_\sigma = \ln\sigma`, :math:`W`, :math:`\mu`, and needs
+        :math:`U = -\ln p(X, \alpha, W, \sigma, \mu)` minus the log-Jacobians
+        :math:`\sum_i u_{\alpha,i} + u_\sigma`, and :math:`\nabla U`. With
+        :math:`\bar x`, :math:`S = \frac1N \sum_n (x_n - \bar x)(x_n - \bar x)^\top`,
+        :math:`r = \bar x - \mu`, :math:`C = W W^\top + \sigma^2 I` and
+        :math:`S_\mu = S + r r^\top`, the log-likelihood and its derivative in :math:`C`
+        are
 
-                .. math::
+        .. math::
 
-                    \ell = -rac N2 ig(D \ln 2\pi + \ln|C| + \operatorname{tr} C^{-1} S_\muig),
-                    \qquad
-                    G = rac{\partial \ell}{\partial C}
-                      = -rac N2 ig(C^{-1} - C^{-1} S_\mu C^{-1}ig),
+            \ell = -\frac N2 \big(D \ln 2\pi + \ln|C| + \operatorname{tr} C^{-1} S_\mu\big),
+            \qquad
+            G = \frac{\partial \ell}{\partial C}
+              = -\frac N2 \big(C^{-1} - C^{-1} S_\mu C^{-1}\big),
 
-                so :math:`\partial\ell/\partial W = 2 G W`, :math:`\partial\ell/\partial u_\sigma
-                = 2\sigma^2 \operatorname{tr} G` and :math:`\partial\ell/\partial\mu = N C^{-1} r`.
-                The priors add, per column, :math:`(a + D/2) u_{lpha,i} - lpha_i (b +
-                \|w_i\|^2 / 2)` (Gamma, its Jacobian and the Gaussian column), :math:`u_\sigma -
-                \ln(1 + \sigma^2 / s_\sigma^2)` (half-Cauchy and Jacobian) and :math:`-\|\mu\|^2 /
-                2 s_\mu^2`, plus constants.
+        so :math:`\partial\ell/\partial W = 2 G W`, :math:`\partial\ell/\partial u_\sigma
+        = 2\sigma^2 \operatorname{tr} G` and :math:`\partial\ell/\partial\mu = N C^{-1} r`.
+        The priors add, per column, :math:`(a + D/2) u_{\alpha,i} - \alpha_i (b +
+        \|w_i\|^2 / 2)` (Gamma, its Jacobian and the Gaussian column), :math:`u_\sigma -
+        \ln(1 + \sigma^2 / s_\sigma^2)` (half-Cauchy and Jacobian) and
+        :math:`-\|\mu\|^2 / 2 s_\mu^2`, plus constants.
 
-                Pyro's potential traces the model and evaluates a :math:`D 	imes D`-capacitance
-                low-rank Gaussian on all :math:`N` rows, then differentiates through it: 4.5-7 ms
-                per gradient on Bishop's data (:math:`N = 300`, :math:`D = 10`, :math:`M = 9`),
-                against 0.8 ms here, independent of :math:`N`. :func:`~ppl_models.inference.
-                run_nuts` uses this function only after checking that its values and gradients are
-                Pyro's at the chains' initial points.
+        Pyro's potential traces the model and evaluates a low-rank Gaussian on all
+        :math:`N` rows, then differentiates through it: 5.5 ms per gradient on Bishop's
+        data (:math:`N = 300`, :math:`D = 10`, :math:`M = 9`) and 35 ms at
+        :math:`N = 30000`, against 0.5 ms here at any :math:`N`
+        (``python -m benchmarks --only bayesian_pca``). :func:`~ppl_models.inference.run_nuts`
+        uses this function only after checking that its values and gradients are Pyro's
+        at the chains' initial points.
         """
         if self.form != "marginal" or self.parametrisation != "centred":
             return None

@@ -387,7 +387,7 @@ class VAE(PyroModule):
 
     def reparam_loss(self, x: torch.Tensor, *, analytic_kl: bool = False) -> torch.Tensor:
         r"""The negative ELBO of :meth:`model` and :meth:`guide` with one reparametrised
-        draw, written in plain torch: :math:`-s\,ig(\ln p(x \mid z) - eta\,kig)`
+        draw, written in plain torch: :math:`-s\,\big(\ln p(x \mid z) - \beta\,k\big)`
         summed over the rows of ``x``, with :math:`z = \mu_\phi(x) + \sigma_\phi(x) \odot
         \epsilon`, :math:`k = \ln q(z \mid x) - \ln p(z)` (``Trace_ELBO``) or the closed-form
         KL (``analytic_kl``, ``TraceMeanField_ELBO``), and :math:`s = N / B` inside a
@@ -395,10 +395,10 @@ class VAE(PyroModule):
 
         The same number as Pyro's ELBO for the same :math:`\epsilon`, without traces,
         messengers and distribution objects, which cost about a fifth of a 784-400-20
-        step (``python -m benchmarks.bench_vae --profile``). :func:`~ppl_models.inference.
-        fit_svi` uses it only after its first evaluation has found it equal to Pyro's
-        number with the same draws; a subclass that changes :meth:`model` or
-        :meth:`guide` fails that check and trains through Pyro.
+        step (``python -m benchmarks.bench_vae --profile``).
+        :func:`~ppl_models.inference.fit_svi` uses it only after its first evaluation has
+        found it equal to Pyro's number with the same draws; a subclass that changes
+        :meth:`model` or :meth:`guide` fails that check and trains through Pyro.
         """
         loc, scale = self._posterior(x)
         eps = torch.empty_like(loc).normal_()  # the draw Normal.rsample makes
