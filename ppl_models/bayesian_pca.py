@@ -495,7 +495,13 @@ class _MarginalPotential(torch.autograd.Function):
         n, d = st.n, st.d
         alpha, s2 = u_alpha.exp(), (2 * u_sigma).exp()
         C = W @ W.T + s2 * torch.eye(d, dtype=W.dtype, device=W.device)
-        L = torch.linalg.cholesky(C)
+        L, info = torch.linalg.cholesky_ex(C)
+        if int(info) != 0:
+            # C lost its positive definiteness to rounding (sigma^2 underflowed beside a
+            # rank-deficient W W^T, far out on a diverging trajectory): infinite energy,
+            # which NUTS treats as a divergence, as it does Pyro's own failure there.
+            ctx.save_for_backward(*(torch.zeros_like(t) for t in (W, mu, u_alpha, u_sigma)))
+            return W.new_tensor(math.inf)
         c_inv = torch.cholesky_inverse(L)
         r = st.xbar - mu
         A = c_inv @ (st.s + torch.outer(r, r))  # C^-1 S_mu

@@ -356,6 +356,11 @@ def test_nuts_potential_is_pyros_potential_with_its_gradient():
             for k in g_ref:
                 scale = float(g_ref[k].abs().max())
                 assert float((g_new[k] - g_ref[k]).abs().max()) <= 1e-9 * max(scale, 1.0), k
+    # Far out on a diverging trajectory: sigma^2 = e^-800 underflows to 0 and W W^T has
+    # rank 4 < 10, so C has no Cholesky factor. Infinite energy (a divergence), no error.
+    far = dict(init, sigma=torch.tensor(-400.0, dtype=torch.float64))
+    _, v_far = potential_grad(fast, {k: v.clone().requires_grad_() for k, v in far.items()})
+    assert float(v_far) == float("inf")
 
 
 def test_run_nuts_samples_the_modules_potential_only_where_it_is_pyros(monkeypatch):
