@@ -72,6 +72,7 @@ import numpy as np
 import pyro
 import torch
 import torch.distributed as tdist
+from pyro.infer import TraceMeanField_ELBO
 from pyro.infer.elbo import ELBO
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -86,6 +87,8 @@ from .inference import (
     _make_elbo,
     _make_optimizer,
     _minibatch,
+    _reparam_agrees,
+    _reparam_loss,
     _unique_params,
 )
 from .pca import Moments, PCAParams, _fix_signs, _top_eigh, is_stream, moments
@@ -187,7 +190,8 @@ def shard_rows(n: int, rank: int | None = None, world_size: int | None = None) -
 class ELBOLoss(nn.Module):
     """The negative ELBO of ``module.model`` against ``guide`` as a ``torch.nn.Module``.
 
-    ``forward(*batch)`` returns ``elbo.differentiable_loss(module.model, guide, *batch)``;
+    ``forward(*batch)`` returns ``elbo.differentiable_loss(module.model, guide, *batch)``,
+    or the same number by a shortcut once :meth:`choose_path` has licensed one;
     its parameters are the module's (and the guide's, when the guide is a module of its
     own, such as an autoguide), which is what ``DistributedDataParallel`` needs to wrap it
     and all-reduce their gradients. Called inside a minibatch context (as
@@ -221,8 +225,41 @@ class ELBOLoss(nn.Module):
         object.__setattr__(self, "_guide", guide)
         object.__setattr__(self, "_elbo", _make_elbo(elbo, num_particles))
         self.model_kwargs = model_kwargs
+        self.path = "pyro"
+
+    def choose_path(self, *batch: Any) -> str:
+        """Decide on one batch how :meth:`forward` computes the loss, as ``fit_svi`` does:
+        ``"module"`` (the module's own ``reparam_loss``), ``"traces"`` (one guide trace and
+        the replayed model, summed site by site) or ``"pyro"`` (Pyro's ELBO class). A
+        shortcut is taken only where it gives Pyro's number with the same draws on this
+        batch (one particle, the module's own guide, reparametrised sites); the random
+        streams are left as they were. Returns the path, also kept in ``self.path``."""
+        self.path = "pyro"
+        model, guide, kwargs = self.module.model, self._guide, self.model_kwargs
+        analytic_kl = isinstance(self._elbo, TraceMeanField_ELBO)
+        if (
+            guide != getattr(self.module, "guide", None)
+            or self._elbo.num_particles != 1
+            or not _reparam_agrees(model, guide, batch, kwargs, self._elbo)
+        ):
+            return self.path
+        self.path = "traces"
+        own = getattr(self.module, "reparam_loss", None)
+        if callable(own) and _reparam_agrees(
+            model, guide, batch, kwargs, self._elbo,
+            lambda: own(*batch, analytic_kl=analytic_kl, **kwargs),
+        ):  # fmt: skip
+            self.path = "module"
+        return self.path
 
     def forward(self, *batch: Any) -> torch.Tensor:
+        analytic_kl = isinstance(self._elbo, TraceMeanField_ELBO)
+        if self.path == "module":
+            return self.module.reparam_loss(*batch, analytic_kl=analytic_kl, **self.model_kwargs)
+        if self.path == "traces":
+            return _reparam_loss(
+                self.module.model, self._guide, batch, self.model_kwargs, analytic_kl
+            )
         return self._elbo.differentiable_loss(
             self.module.model, self._guide, *batch, **self.model_kwargs
         )
@@ -509,6 +546,8 @@ def fit_distributed(
             else prepare(_Rows(x).__getitems__(list(range(min(local_b, n))))[0])
         )
         loss_module(probe)
+        # Every process decides on its own probe; the paths give the same number.
+        loss_module.choose_path(probe)
     params = _unique_params(loss_module)
     if not params:
         raise ValueError("module (and guide) have no parameters to fit")

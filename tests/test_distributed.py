@@ -85,6 +85,37 @@ def test_average_of_shard_gradients_is_the_global_batch_gradient():
             assert _rel(avg, g) < 1e-12
 
 
+@pytest.mark.parametrize("loss", ["trace", "meanfield"])
+def test_elbo_loss_shortcuts_give_pyros_loss_and_gradient(loss):
+    # ELBOLoss takes fit_svi's licensed shortcuts: the VAE's own torch loss, the trace sum
+    # for a model without one, Pyro's ELBO with several particles. Each path must give
+    # Pyro's value and gradient for the same draws, inside a minibatch (scale N / B).
+    import pyro
+
+    x = (torch.rand(40, 12, generator=torch.Generator().manual_seed(0)) > 0.5).double()
+    idx = torch.arange(40)
+    cases = [
+        (VAE(12, 2, hidden=(5,)).double(), 1, "module"),
+        (MarginalPPCA(12, 2).double(), 1, "traces"),
+        (VAE(12, 2, hidden=(5,)).double(), 2, "pyro"),
+    ]
+    for module, particles, path in cases:
+        fast = ELBOLoss(module, elbo=loss, num_particles=particles)
+        assert fast.choose_path(x) == path
+        slow = ELBOLoss(module, elbo=loss, num_particles=particles)  # path "pyro"
+        params = list(module.parameters())
+        with _minibatch(1000, idx):
+            pyro.set_rng_seed(3)
+            value = fast(x)
+            grads = torch.autograd.grad(value, params)
+            pyro.set_rng_seed(3)
+            ref = slow(x)
+            ref_grads = torch.autograd.grad(ref, params)
+        assert float(value.detach()) == pytest.approx(float(ref.detach()), rel=1e-12)
+        for g, r in zip(grads, ref_grads, strict=True):
+            torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
+
+
 def test_uneven_full_batch_shards_weighted_by_their_share_give_the_full_loss():
     # Full batch, N=7 over K=2: shards of 4 and 3 rows; each loss is weighted by K n_k / N
     # (fit_distributed's rule), and the average over processes is the full-data loss.
