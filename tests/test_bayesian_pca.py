@@ -552,10 +552,10 @@ def _gibbs_bpca(x, m, sweeps, *, a=1e-3, b=1e-3, sigma_scale=1.0, mu_scale=100.0
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def _agree_within_mc_error(draws_a, draws_b, z_max):
-    """Posterior means of two samplers' (chain, draw, ...) arrays agree entry by entry
-    within z_max combined Monte-Carlo standard errors (ArviZ's mcse of the mean, which
-    accounts for autocorrelation). Returns the largest |z|."""
+def _largest_mc_z(draws_a, draws_b):
+    """The largest |z| over entries between two samplers' posterior means of (chain,
+    draw, ...) arrays, z = difference / combined Monte-Carlo standard error (ArviZ's mcse
+    of the mean, which accounts for autocorrelation)."""
     import arviz as az
 
     def mean_and_mcse(draws):
@@ -617,18 +617,20 @@ def test_nuts_posterior_separates_three_columns_and_is_the_gibbs_posterior():
     x = data.x.numpy()
     gibbs = [_gibbs_bpca(x, 9, 40000, seed=s) for s in (1, 2)]
     burn = 2000  # from a point near the mode; the sorted alphas settle within ~500 sweeps
-    ref = {k: np.stack([g[k][burn:] for g in gibbs]) for k in ("C", "alpha", "norms")}
-    # 55 distinct entries of C, 9 alphas: with |z| < 4.5 a false alarm has odds ~1e-4.
+    ref = {k: np.stack([g[k][burn:] for g in gibbs]) for k in ("C", "alpha")}
+    # 55 distinct entries of C, 9 alphas: |z| > 4.5 somewhere by chance has odds ~4e-4
+    # (55 x 6.8e-6). Measured: 2.95 and 2.38.
     iu = np.triu_indices(10)
-    assert (
-        _agree_within_mc_error(chains["C"][..., iu[0], iu[1]], ref["C"][..., iu[0], iu[1]], 4.5)
-        < 4.5
-    )
-    assert _agree_within_mc_error(chains["alpha_sorted"], ref["alpha"], 4.5) < 4.5
+    assert _largest_mc_z(chains["C"][..., iu[0], iu[1]], ref["C"][..., iu[0], iu[1]]) < 4.5
+    assert _largest_mc_z(chains["alpha_sorted"], ref["alpha"]) < 4.5
     c_nuts, c_gibbs = chains["C"].mean((0, 1)), ref["C"].mean((0, 1))
     c_em = _c(em.params).numpy()
+    # The same in one number: measured 0.33%; with ESS ~400-1000 on the entries that move,
+    # Monte-Carlo error alone is a few tenths of a percent, so 1% flags a real difference
+    # (a fifth of the 5.2% between the posterior and ard_em).
     assert np.linalg.norm(c_nuts - c_gibbs) / np.linalg.norm(c_gibbs) < 0.01
-    # Where the issue's bound falls: both posteriors sit at the same distance from ard_em.
+    # Where the issue's bound falls: both posteriors sit at the same distance from ard_em
+    # (measured 5.21% and 5.28%).
     rel_nuts = np.linalg.norm(c_nuts - c_em) / np.linalg.norm(c_em)
     rel_gibbs = np.linalg.norm(c_gibbs - c_em) / np.linalg.norm(c_em)
     assert abs(rel_nuts - rel_gibbs) < 0.005, (rel_nuts, rel_gibbs)
