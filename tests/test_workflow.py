@@ -665,3 +665,31 @@ def test_linear_gaussian_loo_matches_refitting_without_each_point():
         linear_gaussian_loo(phi, tn, 0.0, beta)
     with pytest.raises(ValueError, match="same number of rows"):
         linear_gaussian_loo(phi, tn[:5], alpha, beta)
+
+
+def test_to_inference_data_needs_the_module_for_a_potential_function_run():
+    # An MCMC run built on a bare potential function has no model to evaluate the
+    # log-likelihood and predictions with: a clear error, and module= fixes it. (run_nuts
+    # records its module on the run, so its closed-form potentials need no module=.)
+    from pyro.infer import MCMC, NUTS
+
+    x = torch.randn(15, dtype=torch.float64)
+    g = Gaussian(event_dim=0).double()
+    g.loc = PyroSample(dist.Normal(torch.tensor(0.0, dtype=torch.float64), 10.0))
+
+    def potential(z):
+        return -(
+            dist.Normal(z["loc"], 1.0).log_prob(x).sum() + dist.Normal(0.0, 10.0).log_prob(z["loc"])
+        )
+
+    mcmc = MCMC(
+        NUTS(potential_fn=potential), num_samples=5, warmup_steps=5, num_chains=1,
+        initial_params={"loc": torch.tensor(0.0, dtype=torch.float64)}, disable_progbar=True,
+    )  # fmt: skip
+    mcmc.run()
+    with pytest.raises(ValueError, match="potential function, not a model: pass module="):
+        to_inference_data(mcmc)
+    idata = to_inference_data(mcmc, x, module=g)
+    assert dict(get_group(idata, "log_likelihood")["obs"].sizes) == {
+        "chain": 1, "draw": 5, "data": 15,
+    }  # fmt: skip
