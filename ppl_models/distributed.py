@@ -72,7 +72,6 @@ import numpy as np
 import pyro
 import torch
 import torch.distributed as tdist
-from pyro.infer import TraceMeanField_ELBO
 from pyro.infer.elbo import ELBO
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -87,8 +86,8 @@ from .inference import (
     _make_elbo,
     _make_optimizer,
     _minibatch,
-    _reparam_agrees,
-    _reparam_loss,
+    _shortcut_loss,
+    _shortcut_path,
     _unique_params,
 )
 from .pca import Moments, PCAParams, _fix_signs, _top_eigh, is_stream, moments
@@ -234,34 +233,12 @@ class ELBOLoss(nn.Module):
         shortcut is taken only where it gives Pyro's number with the same draws on this
         batch (one particle, the module's own guide, reparametrised sites); the random
         streams are left as they were. Returns the path, also kept in ``self.path``."""
-        self.path = "pyro"
-        model, guide, kwargs = self.module.model, self._guide, self.model_kwargs
-        analytic_kl = isinstance(self._elbo, TraceMeanField_ELBO)
-        if (
-            guide != getattr(self.module, "guide", None)
-            or self._elbo.num_particles != 1
-            or not _reparam_agrees(model, guide, batch, kwargs, self._elbo)
-        ):
-            return self.path
-        self.path = "traces"
-        own = getattr(self.module, "reparam_loss", None)
-        if callable(own) and _reparam_agrees(
-            model, guide, batch, kwargs, self._elbo,
-            lambda: own(*batch, analytic_kl=analytic_kl, **kwargs),
-        ):  # fmt: skip
-            self.path = "module"
+        self.path = _shortcut_path(self.module, self._guide, batch, self.model_kwargs, self._elbo)
         return self.path
 
     def forward(self, *batch: Any) -> torch.Tensor:
-        analytic_kl = isinstance(self._elbo, TraceMeanField_ELBO)
-        if self.path == "module":
-            return self.module.reparam_loss(*batch, analytic_kl=analytic_kl, **self.model_kwargs)
-        if self.path == "traces":
-            return _reparam_loss(
-                self.module.model, self._guide, batch, self.model_kwargs, analytic_kl
-            )
-        return self._elbo.differentiable_loss(
-            self.module.model, self._guide, *batch, **self.model_kwargs
+        return _shortcut_loss(
+            self.path, self.module, self._guide, batch, self.model_kwargs, self._elbo
         )
 
 

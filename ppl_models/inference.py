@@ -330,7 +330,7 @@ def _reparam_loss(
     caches, a NaN check that synchronises with the device): on the VAE that machinery was
     a third to a half of Pyro's cost over a hand-written loss (``python -m
     benchmarks.bench_vae --profile``). Raises ``_NoShortcut`` where the shortcut does not
-    apply; :func:`_reparam_agrees` licenses it for a fit."""
+    apply; :func:`_shortcut_path` licenses it for a fit."""
     guide_trace = prune_subsample_sites(poutine.trace(guide).get_trace(*args, **kwargs))
     model_trace = prune_subsample_sites(
         poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
@@ -366,39 +366,78 @@ def _reparam_loss(
     return -total
 
 
-def _reparam_agrees(
-    model: Callable[..., Any],
+def _shortcut_path(
+    module: torch.nn.Module,
     guide: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     elbo: ELBO,
-    fast_loss: Callable[[], torch.Tensor] | None = None,
-) -> bool:
-    """Whether a shortcut gives Pyro's number with the same draws (to summation rounding):
-    the check that licenses it for a whole fit. The shortcut is :func:`_reparam_loss`, or
-    ``fast_loss`` (a module's ``reparam_loss`` on these data) where given."""
-    if type(elbo) not in (Trace_ELBO, TraceMeanField_ELBO):
-        return False
+) -> str:
+    """How a fit may compute its loss, licensed on one evaluation: ``"module"`` (the
+    module's own torch loss, ``module.reparam_loss``), ``"traces"`` (:func:`_reparam_loss`)
+    or ``"pyro"`` (the ELBO class itself).
+
+    A shortcut is licensed where it gives Pyro's number with the same draws (to summation
+    rounding): one particle of ``Trace_ELBO`` or ``TraceMeanField_ELBO``, the module's own
+    guide. Pyro's number is computed once and both shortcuts are compared with it; the
+    module's loss is tried only where the traces are licensed (every guide site
+    reparametrised). The random streams are left as they were. Used by :func:`fit_svi`
+    and by :class:`ppl_models.distributed.ELBOLoss`; :func:`_shortcut_loss` evaluates the
+    chosen path."""
+    if (
+        type(elbo) not in (Trace_ELBO, TraceMeanField_ELBO)
+        or elbo.num_particles != 1
+        or guide != getattr(module, "guide", None)
+    ):
+        return "pyro"
     analytic_kl = isinstance(elbo, TraceMeanField_ELBO)
+    model = module.model
     rng = pyro.util.get_rng_state()
+
+    def agrees(fast_loss: Callable[[], torch.Tensor]) -> bool:
+        pyro.util.set_rng_state(rng)
+        try:
+            fast = fast_loss()
+        except _NoShortcut:
+            return False
+        if not torch.is_tensor(fast) or (fast.shape, fast.dtype) != (
+            reference.shape,
+            reference.dtype,
+        ):
+            return False
+        rtol = 1e-10 if reference.dtype == torch.float64 else 1e-5
+        return bool(torch.allclose(fast, reference, rtol=rtol, atol=0))
+
     try:
         with torch.no_grad():
             reference = elbo.differentiable_loss(model, guide, *args, **kwargs)
-            pyro.util.set_rng_state(rng)
-            if fast_loss is None:
-                fast = _reparam_loss(model, guide, args, kwargs, analytic_kl)
-            else:
-                fast = fast_loss()
-    except _NoShortcut:
-        return False
+            if not (torch.is_tensor(reference) and torch.isfinite(reference)):
+                return "pyro"
+            if not agrees(lambda: _reparam_loss(model, guide, args, kwargs, analytic_kl)):
+                return "pyro"
+            own = getattr(module, "reparam_loss", None)
+            if callable(own) and agrees(lambda: own(*args, analytic_kl=analytic_kl, **kwargs)):
+                return "module"
+            return "traces"
     finally:
         pyro.util.set_rng_state(rng)
-    if not torch.is_tensor(fast) or (fast.shape, fast.dtype) != (reference.shape, reference.dtype):
-        return False
-    if not (torch.is_tensor(reference) and torch.isfinite(reference)):
-        return False
-    rtol = 1e-10 if reference.dtype == torch.float64 else 1e-5
-    return bool(torch.allclose(fast, reference, rtol=rtol, atol=0))
+
+
+def _shortcut_loss(
+    path: str,
+    module: torch.nn.Module,
+    guide: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    elbo: ELBO,
+) -> torch.Tensor:
+    """The loss by the ``path`` :func:`_shortcut_path` chose."""
+    analytic_kl = isinstance(elbo, TraceMeanField_ELBO)
+    if path == "module":
+        return module.reparam_loss(*args, analytic_kl=analytic_kl, **kwargs)
+    if path == "traces":
+        return _reparam_loss(module.model, guide, args, kwargs, analytic_kl)
+    return elbo.differentiable_loss(module.model, guide, *args, **kwargs)
 
 
 def _atomic_save(obj: object, path: Path) -> None:
@@ -695,8 +734,7 @@ def fit_svi(
         )
 
     exact_ml = False  # decided after the first evaluation (see below)
-    reparam = False  # likewise
-    direct = False  # likewise: the module's own torch loss (``reparam_loss``)
+    path = "pyro"  # likewise: a licensed shortcut (_shortcut_path)
 
     def compute_loss(args: tuple[Any, ...]) -> torch.Tensor:
         try:
@@ -705,11 +743,7 @@ def fit_svi(
                 # one trace of the model gives it without tracing and replaying a guide.
                 trace = poutine.trace(module.model).get_trace(*args, **model_kwargs)
                 return -trace.log_prob_sum()
-            if direct:
-                return module.reparam_loss(*args, analytic_kl=loss == "meanfield", **model_kwargs)
-            if reparam:
-                return _reparam_loss(module.model, guide, args, model_kwargs, loss == "meanfield")
-            return elbo.differentiable_loss(module.model, guide, *args, **model_kwargs)
+            return _shortcut_loss(path, module, guide, args, model_kwargs, elbo)
         except ValueError as err:
             # With Pyro's validation on, a diverging fit shows up as a distribution refusing
             # NaN/inf parameters rather than as a NaN loss: report it the same way.
@@ -743,19 +777,8 @@ def fit_svi(
                 check = compute_loss(first_args)
                 if not torch.allclose(check, first, rtol=1e-10, atol=0, equal_nan=True):
                     exact_ml = False
-            elif num_particles == 1 and not validate_every_step:
-                reparam = _reparam_agrees(module.model, guide, first_args, model_kwargs, elbo)
-                if reparam and callable(getattr(module, "reparam_loss", None)):
-                    direct = _reparam_agrees(
-                        module.model,
-                        guide,
-                        first_args,
-                        model_kwargs,
-                        elbo,
-                        lambda: module.reparam_loss(
-                            *first_args, analytic_kl=loss == "meanfield", **model_kwargs
-                        ),
-                    )
+            elif not validate_every_step:
+                path = _shortcut_path(module, guide, first_args, model_kwargs, elbo)
             pyro.util.set_rng_state(rng)
     params = _unique_params(module, guide)
     if not params:
