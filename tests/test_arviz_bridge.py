@@ -309,3 +309,67 @@ def test_loo_pit_matches_exact_leave_one_out_pit():
     np.testing.assert_array_less(np.abs(u - exact), 8 * 0.5 / np.sqrt(ess))
     with pytest.raises(ValueError, match="loo_pit needs the groups"):
         _arviz.loo_pit(_arviz.from_arrays({"mu": np.zeros((2, 10))}))
+
+
+def test_workflow_plots_on_either_arviz_generation():
+    """The workflow figures read ArviZ data through numpy only, so they draw the same from
+    InferenceData (0.x) and DataTree (1.x); this runs in both jobs. Exact conjugate draws:
+    the LOO-PIT ECDF of the right model stays within the 99% uniform band (1.63 / sqrt N,
+    the Kolmogorov-Smirnov quantile), and a model shifted by 3 posterior sd leaves it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ppl_models import plots
+
+    n = 200
+    x, mu, ll, data = _conjugate_data(2, 500, n=n, seed=3)
+    prior_mu = np.random.default_rng(4).normal(0.0, TAU, size=(1, 100))
+    both = _arviz.from_arrays(
+        {"mu": mu},
+        posterior_predictive={"obs": _arviz.get_group(data, "posterior_predictive")["obs"].values},
+        log_likelihood={"obs": ll},
+        observed_data={"obs": x},
+        prior={"mu": prior_mu},
+        prior_predictive={
+            "obs": np.random.default_rng(5).normal(prior_mu[..., None], SIGMA, size=(1, 100, n))
+        },
+        dims={"obs": ["data"]},
+    )
+    fig = plots.plot_predictive_overlay(both, num_draws=5)
+    assert [ax.get_title() for ax in fig.axes] == ["prior predictive", "posterior predictive"]
+    assert len(fig.axes[1].lines) == 6  # 5 replicated data sets and the observed one
+    fig = plots.plot_trace_rank(data)
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2  # one trace per chain
+    assert len(fig.axes[1].patches) == 2  # one rank histogram (a step polygon) per chain
+    fig = plots.plot_forest({"exact": data, "again": data})
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["mu"]
+    m, s = _posterior(x)
+    # The dot is the posterior mean of the draws: within 4 Monte-Carlo standard errors.
+    dot = fig.axes[0].lines[2].get_xdata()[0]
+    assert abs(dot - m) < 4 * s / np.sqrt(mu.size)
+    fig = plots.plot_loo_pit(data)
+    assert float(fig.axes[0].get_title().split("= ")[-1]) < 1.63 / np.sqrt(n)
+    # A model whose mean is off by 10 posterior sd, 10 / sqrt(N) sd of one observation's
+    # predictive: the ECDF moves by about phi(0) * 10 / sqrt(N) = 4 / sqrt(N) near the
+    # median, well outside the band.
+    far_mu = mu + 10 * s
+    far = _arviz.from_arrays(
+        {"mu": far_mu},
+        posterior_predictive={
+            "obs": np.random.default_rng(7).normal(far_mu[..., None], SIGMA, size=(2, 500, n))
+        },
+        log_likelihood={"obs": st.norm.logpdf(x, far_mu[..., None], SIGMA)},
+        observed_data={"obs": x},
+        dims={"obs": ["data"]},
+    )
+    assert float(plots.plot_loo_pit(far).axes[0].get_title().split("= ")[-1]) > 1.63 / np.sqrt(n)
+    fig = plots.plot_ppc(far, num_draws=5)
+    # The far model's replicated means sit above the observed one: p = P(T_rep >= T_obs) ~ 1.
+    assert fig.axes[1].get_title().startswith("T = mean: p = 1.00")
+    with pytest.raises(ValueError, match="prior_predictive or posterior_predictive"):
+        plots.plot_predictive_overlay(_arviz.from_arrays({"mu": np.zeros((2, 5))}))
+    with pytest.raises(ValueError, match="prob must be in"):
+        plots.plot_forest(data, prob=1.5)
+    with pytest.raises(ValueError, match="var_names: 'w' is not in the posterior"):
+        plots.plot_trace_rank(data, var_names=["w"])
+    plots._plt().close("all")
