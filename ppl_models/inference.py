@@ -102,6 +102,29 @@ _MINIBATCH: contextvars.ContextVar[tuple[int, torch.Tensor] | None] = contextvar
 )
 
 
+# True while fit_svi evaluates the loss on data it found free of NaN at entry.
+_NAN_FREE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "ppl_models_nan_free", default=False
+)
+
+
+def has_nan(x: torch.Tensor) -> bool:
+    """Whether ``x`` holds a NaN (a missing value, for models that marginalise them).
+
+    Inside :func:`fit_svi`'s loss evaluations on in-memory data that it checked once at
+    entry, the answer is known to be ``False`` and is given without looking: scanning every
+    minibatch would read a flag back from the device on every step, which on a GPU stalls
+    the queue of kernels (one host synchronisation per step per call). Elsewhere (other
+    data, a stream whose batches are unseen, a call outside a fit) it scans ``x``.
+
+    >>> has_nan(torch.tensor([1.0, float("nan")]))
+    True
+    """
+    if _NAN_FREE.get():
+        return False
+    return bool(torch.isnan(x).any())
+
+
 def data_plate(size: int, name: str = "data", dim: int | None = None) -> pyro.plate:
     """The plate over data points, aware of :func:`fit_svi`'s minibatches.
 
@@ -733,10 +756,14 @@ def fit_svi(
             for x in data
         )
 
+    # In-memory data are checked for NaN once, here, rather than by the models per step
+    # (has_nan); a stream's batches are not known in advance.
+    nan_free = stream is None and not any(bool(torch.isnan(x).any()) for x in floating)
     exact_ml = False  # decided after the first evaluation (see below)
     path = "pyro"  # likewise: a licensed shortcut (_shortcut_path)
 
     def compute_loss(args: tuple[Any, ...]) -> torch.Tensor:
+        token = _NAN_FREE.set(nan_free)
         try:
             if exact_ml:
                 # No latent variable anywhere: the ELBO is the log-likelihood itself, and
@@ -750,6 +777,8 @@ def fit_svi(
             if "found invalid values" not in str(err):
                 raise
             return torch.tensor(float("nan"))
+        finally:
+            _NAN_FREE.reset(token)
 
     # One evaluation creates lazily initialised parameters (autoguides) before the
     # optimizer collects them; under no_grad it costs one forward pass.

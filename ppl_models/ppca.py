@@ -42,7 +42,7 @@ from pyro.distributions import constraints
 from pyro.nn import PyroModule, PyroParam
 
 from ._checks import as_data, check_choice, check_int, check_positive
-from .inference import data_plate, iid, pyro_method
+from .inference import data_plate, has_nan, iid, pyro_method
 from .pca import (
     _chunk_rows,
     _covariance,
@@ -869,7 +869,7 @@ class _PPCAMarginal(dist.TorchDistribution):
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         rows = value.reshape(-1, value.shape[-1])
-        if bool(torch.isnan(rows).any()):
+        if has_nan(rows):
             out = _log_likelihood_missing(rows, self.params)
         else:
             out = _log_likelihood_complete(rows, self.params)
@@ -1125,8 +1125,8 @@ class LatentPPCA(PyroModule):
             z = pyro.sample("z", dist.Normal(zero, torch.ones_like(zero)).to_event(1))
             fn = dist.Normal(mu + z @ w.T, sigma)
             if x is not None:
-                observed = ~torch.isnan(x)
-                if not bool(observed.all()):
+                if has_nan(x):
+                    observed = ~torch.isnan(x)
                     # Dropping a coordinate's factor is marginalising it: x | z factorises.
                     fn = fn.mask(observed)
                     x = torch.where(observed, x, torch.zeros((), dtype=x.dtype, device=x.device))
@@ -1148,9 +1148,10 @@ class LatentPPCA(PyroModule):
                 pyro.sample("z", dist.Normal(self.q_loc[idx], self.q_scale[idx]).to_event(1))
                 return
             xc = x - self.q_b
-            missing = torch.isnan(x)
-            if bool(missing.any()):
-                xc = torch.where(missing, torch.zeros((), dtype=x.dtype, device=x.device), xc)
+            if has_nan(x):
+                xc = torch.where(
+                    torch.isnan(x), torch.zeros((), dtype=x.dtype, device=x.device), xc
+                )
             loc = xc @ self.q_A.T
             pyro.sample("z", dist.MultivariateNormal(loc, scale_tril=self.q_scale_tril))
 
