@@ -167,13 +167,14 @@ nuts_m = bp.BayesianPCA(10, 9)
 mcmc = run_nuts(
     nuts_m,
     x,
-    num_samples=5 if SMOKE else 500,
-    warmup_steps=5 if SMOKE else 500,
+    # The settings measured above (and in the slow test): with 500 draws per chain R-hat
+    # reached 1.01-1.02 on the switched-off columns' alphas and norms.
+    num_samples=5 if SMOKE else 1000,
+    warmup_steps=5 if SMOKE else 250,
     num_chains=2,
     seed=0,
-    # The vague prior makes a funnel between a switched-off column and its alpha: bound
-    # the cost of a draw (the smoke run only shows the mechanics).
-    max_tree_depth=2 if SMOKE else 8,
+    # The smoke run only shows the mechanics: bound the cost of a draw.
+    max_tree_depth=2 if SMOKE else 10,
     target_accept_prob=0.9,  # a smaller step for the funnel's neck (see above)
     init_strategy=nuts_m.init_strategy,
 )
