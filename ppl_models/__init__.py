@@ -2,19 +2,14 @@
 
 The public API is re-exported here lazily (PEP 562): ``import ppl_models`` costs nothing,
 and a submodule such as :mod:`ppl_models._arviz` (numpy + ArviZ only) imports without
-torch, which keeps the ArviZ-only test job light.
+torch, which keeps the ArviZ-only test job light. Importing it changes no global
+setting: neither ``pyro.settings`` nor the environment (the ``ppl-models`` command sets
+``OMP_WAIT_POLICY=PASSIVE`` for its own process; see the README).
 """
 
 from __future__ import annotations
 
 import importlib
-import os
-
-# Alternating small torch and numpy/scipy calls on few cores is several times slower while
-# idle OpenMP threads busy-wait (REFERENCES.md, "Thread pools"); passive waiting costs
-# nothing measurable. It takes effect only if set before torch loads, hence here, and
-# only where the user has not chosen otherwise.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from typing import Any
 
 __version__ = "0.1.0"

@@ -114,6 +114,7 @@ from pyro.nn import PyroModule, PyroSample
 
 from ._checks import as_data, check_choice, check_int, check_positive
 from .inference import data_plate, pyro_method
+from .inference.plates import local_params
 from .ppca import PPCAParams
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -757,6 +758,7 @@ class BayesianPCA(PyroModule):
         scale = self.alpha.rsqrt().unsqueeze(-2)
         return pyro.deterministic("W", self.W_raw * scale, event_dim=2)
 
+    @pyro_method
     def guide(self, x: torch.Tensor | None = None, n: int | None = None) -> Any:
         """The autoguide chosen by ``guide=`` at construction (see the class docstring)."""
         return self.autoguide(x, n)
@@ -825,7 +827,7 @@ class BayesianPCA(PyroModule):
 
     def median(self) -> dict[str, torch.Tensor]:
         """The guide's median of each global site (for ``"delta"``: the MAP point)."""
-        with torch.no_grad():
+        with torch.no_grad(), local_params(self):
             med = self.autoguide.median()
         out = {k: v.detach() for k, v in med.items() if k != "z"}
         if "W_raw" in out:
@@ -853,7 +855,7 @@ class BayesianPCA(PyroModule):
             pred = Predictive(
                 self.model, guide=self.autoguide, num_samples=num_samples, return_sites=names
             )
-            with torch.no_grad(), pyro.settings.context(module_local_params=True):
+            with torch.no_grad(), local_params(self):
                 draws = pred(None, 1)
             # Predictive stacks the draws with a batch dimension of the data plate's size
             # (here 1): give each site its own shape.
@@ -872,7 +874,7 @@ class BayesianPCA(PyroModule):
 
         guide = self.autoguide
         out = {}
-        with torch.no_grad():
+        with torch.no_grad(), local_params(self):
             for name in names:
                 support = guide.prototype_trace.nodes[name]["fn"].support
                 if self.guide_family == "delta":

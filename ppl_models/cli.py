@@ -7,6 +7,7 @@ ppl-models train {ppca,vae} --data PATH.npy [--out DIR] [...]   (also under torc
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -109,6 +110,12 @@ def _train(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
+    # The command is a program, and chooses its process's OpenMP policy (the library, when
+    # imported, leaves the environment alone): alternating small torch and numpy/scipy
+    # calls on few cores is several times slower while idle OpenMP threads busy-wait
+    # (REFERENCES.md, "Thread pools"). It takes effect only before torch loads, hence
+    # first thing here, and only where the user has not chosen otherwise.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = _build_parser().parse_args(argv)
     if args.command == "tour":
         from .tour import run_tour

@@ -78,18 +78,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from ._checks import as_data, check_int, check_positive
-from .inference import (
-    FitError,
-    FitResult,
-    _atomic_save,
-    _fail,
-    _make_elbo,
-    _make_optimizer,
-    _minibatch,
-    _shortcut_loss,
-    _shortcut_path,
-    _unique_params,
-)
+from .inference.checkpoint import atomic_save, check_checkpoint_path, load_checkpoint
+from .inference.loop import FitResult
+from .inference.losses import LossPath, ShortcutError, make_elbo, recheck_due
+from .inference.plates import local_params, minibatch
+from .inference.step import FitError, Stepper, make_optimizer, unique_params
 from .pca import Moments, PCAParams, _fix_signs, _top_eigh, is_stream, moments
 from .ppca import PPCAParams, _check_latent_dim, _from_covariance
 
@@ -220,26 +213,36 @@ class ELBOLoss(nn.Module):
         guide = module.guide if guide is None else guide
         if isinstance(guide, nn.Module) and guide is not module:
             self.guide_module = guide
-        # A plain attribute: registering the guide again would list its parameters twice.
+        # Plain attributes: registering the guide again would list its parameters twice.
         object.__setattr__(self, "_guide", guide)
-        object.__setattr__(self, "_elbo", _make_elbo(elbo, num_particles))
+        object.__setattr__(
+            self,
+            "_loss",
+            LossPath(module.model, guide, module, make_elbo(elbo, num_particles), model_kwargs),
+        )
         self.model_kwargs = model_kwargs
-        self.path = "pyro"
+
+    @property
+    def path(self) -> str:
+        """The loss path in use (``"pyro"`` until :meth:`choose_path` licenses another)."""
+        return self._loss.name
 
     def choose_path(self, *batch: Any) -> str:
-        """Decide on one batch how :meth:`forward` computes the loss, as ``fit_svi`` does:
-        ``"module"`` (the module's own ``reparam_loss``), ``"traces"`` (one guide trace and
-        the replayed model, summed site by site) or ``"pyro"`` (Pyro's ELBO class). A
-        shortcut is taken only where it gives Pyro's number with the same draws on this
-        batch (one particle, the module's own guide, reparametrised sites); the random
-        streams are left as they were. Returns the path, also kept in ``self.path``."""
-        self.path = _shortcut_path(self.module, self._guide, batch, self.model_kwargs, self._elbo)
-        return self.path
+        """Decide on one batch how :meth:`forward` computes the loss, as ``fit_svi`` does
+        (:class:`~ppl_models.inference.losses.LossPath`): ``"module"`` (the module's own
+        ``reparam_loss``), ``"traces"`` (one guide trace and the replayed model, summed site
+        by site), ``"likelihood"`` (a model without latent sites) or ``"pyro"`` (Pyro's
+        ELBO class). A shortcut is taken only where it gives Pyro's number with the same
+        draws on this batch; the random streams are left as they were."""
+        return self._loss.choose(batch)
+
+    def recheck(self, *batch: Any, step: int) -> None:
+        """Compare the licensed path with Pyro's ELBO on ``batch`` with the same draws;
+        raises :class:`~ppl_models.inference.ShortcutError` if they differ."""
+        self._loss.recheck(batch, step)
 
     def forward(self, *batch: Any) -> torch.Tensor:
-        return _shortcut_loss(
-            self.path, self.module, self._guide, batch, self.model_kwargs, self._elbo
-        )
+        return self._loss(batch)
 
 
 # ------------------------------------------------------------------------- the data
@@ -430,6 +433,7 @@ def fit_distributed(
     checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=1)
     num_particles = check_int(num_particles, "num_particles", minimum=1)
     num_workers = check_int(num_workers, "num_workers", minimum=0)
+    ckpt_path = check_checkpoint_path(checkpoint, "checkpoint")
     if isinstance(optimizer, str) and optimizer == "lbfgs":
         raise ValueError(
             "optimizer='lbfgs' is not supported by fit_distributed (its line search needs "
@@ -516,7 +520,7 @@ def fit_distributed(
     loss_module = ELBOLoss(module, guide, loss, num_particles, **model_kwargs)
     # One evaluation creates lazily initialised parameters (autoguides) before DDP and the
     # optimizer collect them; its draws are undone by the reseeding below.
-    with torch.no_grad(), pyro.settings.context(module_local_params=True):
+    with torch.no_grad(), local_params(loss_module):
         probe = (
             full_rows
             if local_b is None
@@ -525,19 +529,34 @@ def fit_distributed(
         loss_module(probe)
         # Every process decides on its own probe; the paths give the same number.
         loss_module.choose_path(probe)
-    params = _unique_params(loss_module)
+    params = unique_params(loss_module)
     if not params:
         raise ValueError("module (and guide) have no parameters to fit")
 
-    ckpt_path = None if checkpoint is None else Path(checkpoint)
     losses: list[float] = []
     start_step = 0
     state = None
     if resume is not None:
-        state = torch.load(Path(resume), map_location=device, weights_only=False)
-        module.load_state_dict(state["module"])
-        if isinstance(guide, nn.Module) and state.get("guide") is not None:
-            guide.load_state_dict(state["guide"])
+        state = load_checkpoint(
+            resume,
+            "resume",
+            device,
+            ("module", "optimizer", "losses", "step", "epoch", "batch_size", "seed"),
+        )
+        if (state["batch_size"], state["seed"]) != (batch_size, seed):
+            raise ValueError(
+                f"resume: the checkpoint was written with batch_size={state['batch_size']} and "
+                f"seed={state['seed']}; this call has batch_size={batch_size}, seed={seed} "
+                "(the batches after the resume would not continue the run)"
+            )
+        try:
+            module.load_state_dict(state["module"])
+            if isinstance(guide, nn.Module) and state.get("guide") is not None:
+                guide.load_state_dict(state["guide"])
+        except RuntimeError as err:
+            raise ValueError(
+                f"resume: the checkpoint does not fit this module ({str(err).splitlines()[0]})"
+            ) from None
         losses = [float(v) for v in state["losses"]]
         start_step = int(state["step"])
 
@@ -549,13 +568,19 @@ def fit_distributed(
             )
     else:
         ddp = loss_module
-    optim = _make_optimizer(optimizer, params, lr)
+    optim = make_optimizer(optimizer, params, lr)
     if state is not None:
-        optim.load_state_dict(state["optimizer"])
+        try:
+            optim.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError) as err:
+            raise ValueError(
+                f"resume: the checkpoint's optimizer state does not fit this optimizer ({err})"
+            ) from None
+    stepper = Stepper(optim, params)
     pyro.set_rng_seed(seed + rank + start_step)
 
     def save(step: int, epoch: int) -> None:
-        _atomic_save(
+        atomic_save(
             {
                 "module": module.state_dict(),
                 "guide": guide.state_dict() if isinstance(guide, nn.Module) else None,
@@ -588,28 +613,25 @@ def fit_distributed(
         disable=not show,
         desc=f"{type(module).__name__} x{world}",
         unit="step",
-        leave=False,
+        leave=True,
     )
-    last_good = [p.detach().clone() for p in params]
     update_every = max(1, num_steps // 200)
     step = start_step
     epoch = step // steps_per_epoch
     try:
-        with pyro.validation_enabled(False), pyro.settings.context(module_local_params=True):
+        with pyro.validation_enabled(False), local_params(loss_module):
             while step < num_steps:
                 for rows, idx in batches(epoch, step - epoch * steps_per_epoch):
                     with _collective(rank, world, f"at step {step}", timeout_s, ckpt_path):
+                        if recheck_due(step):
+                            _recheck(loss_module, rows, idx.to(device), n, step, world)
                         value = _step(ddp, optim, params, rows, idx.to(device), n, weight)
                         total = value.to(torch.float64)
                         if world > 1:
                             tdist.all_reduce(total)
                             total /= world
                     value = float(total)
-                    if not math.isfinite(value):
-                        _fail(step, value, losses, params, last_good)
-                    with torch.no_grad():
-                        for s, p in zip(last_good, params, strict=True):
-                            s.copy_(p)
+                    stepper.accept(value, step, losses)
                     optim.step()
                     losses.append(value)
                     step += 1
@@ -625,6 +647,10 @@ def fit_distributed(
                 else:
                     epoch += 1
     finally:
+        if show and losses:
+            bar.set_postfix(
+                loss=f"{losses[-1]:.6g}", time=f"{time.perf_counter() - start_time:.1f}s"
+            )
         bar.close()
     if ckpt_path is not None and rank == 0:
         save(step, epoch)
@@ -633,7 +659,30 @@ def fit_distributed(
         num_steps=len(losses),
         converged=False,
         seconds=time.perf_counter() - start_time,
+        loss_path=loss_module.path,
+        stopped_by="fixed",
+        num_data=n,
     )
+
+
+def _recheck(
+    loss_module: ELBOLoss, rows: torch.Tensor, idx: torch.Tensor, n: int, step: int, world: int
+) -> None:
+    """Re-check a licensed loss path against Pyro's ELBO on this process's rows; every
+    process learns whether any disagreed, so that all stop together."""
+    message = ""
+    with minibatch(n, idx):
+        try:
+            loss_module.recheck(rows, step=step)
+        except ShortcutError as err:
+            message = str(err)
+    if world > 1:
+        flag = torch.tensor([1.0 if message else 0.0], dtype=torch.float64, device=idx.device)
+        tdist.all_reduce(flag, op=tdist.ReduceOp.MAX)
+        if float(flag) and not message:
+            message = f"at step {step}, another process's loss disagreed with Pyro's ELBO"
+    if message:
+        raise ShortcutError(message)
 
 
 def _step(
@@ -648,7 +697,7 @@ def _step(
     """Forward and backward of one process's part of the batch (the backward all-reduces
     the gradients); the optimizer step comes after the loss is agreed finite."""
     optim.zero_grad()
-    with _minibatch(n, idx):
+    with minibatch(n, idx):
         try:
             value = ddp(rows)
         except ValueError as err:
@@ -928,8 +977,8 @@ def train(
         summary["closed_form_loglik_per_point"] = _ppca_mean_loglik(ref, mom)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_save(module.state_dict(), out / "model.pt")
-        _atomic_save(dict(module.params()._asdict()), out / "params.pt")
+        atomic_save(module.state_dict(), out / "model.pt")
+        atomic_save(dict(module.params()._asdict()), out / "params.pt")
         tmp = out / ".summary.json.tmp"
         tmp.write_text(_json_dumps(summary))
         os.replace(tmp, out / "summary.json")

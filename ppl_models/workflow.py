@@ -41,6 +41,7 @@ cross-validation and WAIC", *Statistics and Computing* 27 (2017).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -56,7 +57,8 @@ from pyro.poutine.util import prune_subsample_sites
 from . import _arviz
 from ._arviz import LooResult, get_group, loo, loo_pit, rhat, summary
 from ._checks import check_choice, check_int
-from .inference import _to_tensor
+from .inference import to_tensor
+from .inference.plates import local_params
 
 __all__ = [
     "LooResult",
@@ -84,6 +86,21 @@ class _NotVectorisable(Exception):
     """The model does not broadcast over an outer plate of draws (fall back to a loop)."""
 
 
+def _locally(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a workflow function with module-local parameters for every module among its
+    arguments (:func:`~ppl_models.inference.plates.local_params`): an autoguide or a
+    user's module then reads its own parameters, never a namesake's in Pyro's store."""
+
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        objs = [*args, *kwargs.values()]
+        objs += [v for o in objs if isinstance(o, Mapping) for v in o.values()]
+        with local_params(*objs):
+            return fn(*args, **kwargs)
+
+    return wrapped
+
+
 def _model_fn(module: Any) -> Callable[..., Any]:
     fn = getattr(module, "model", module)
     if not callable(fn):
@@ -95,7 +112,7 @@ def _model_fn(module: Any) -> Callable[..., Any]:
 
 
 def _prepare_data(module: Any, data: tuple[Any, ...]) -> tuple[Any, ...]:
-    data = tuple(_to_tensor(x, i) for i, x in enumerate(data))
+    data = tuple(to_tensor(x, i) for i, x in enumerate(data))
     validate = getattr(module, "validate_data", None)
     if validate is not None:
         data = tuple(validate(*data))
@@ -320,6 +337,7 @@ def _divergences(mcmc: MCMC, num_chains: int, num_draws: int) -> np.ndarray | No
     return out
 
 
+@_locally
 def to_inference_data(
     source: Any,
     *data: Any,
@@ -572,6 +590,7 @@ def _groups_of(data: Any, name: str) -> tuple[dict[str, np.ndarray], dict[str, l
     return arrays, dims
 
 
+@_locally
 def prior_predictive(
     module: Any,
     *data: Any,
@@ -638,7 +657,7 @@ def prior_predictive(
     data = _prepare_data(module, data)
     if seed is not None:
         pyro.set_rng_seed(check_int(seed, "seed", minimum=0))
-    with torch.no_grad(), poutine.block(), pyro.settings.context(module_local_params=True):
+    with torch.no_grad(), poutine.block():
         model_sites = _sites(poutine.trace(model).get_trace(*data, **model_kwargs))
         if not any(not _is_observed(s) for s in model_sites.values()):
             raise ValueError(
@@ -661,6 +680,7 @@ def prior_predictive(
     )
 
 
+@_locally
 def posterior_predictive(
     source: Any,
     *data: Any,
@@ -769,6 +789,7 @@ def _as_arviz(name: str, value: Any, num_samples: int, num_chains: int, seed: in
     return value
 
 
+@_locally
 def compare(
     models_and_data: Mapping[str, Any],
     method: str = "loo",
@@ -912,6 +933,7 @@ def _log_weights(
     return out
 
 
+@_locally
 def check_guide(
     module: Any,
     *data: Any,
@@ -1005,7 +1027,7 @@ def check_guide(
     if not guides:
         raise ValueError("guide must be a callable or a non-empty dict of callables")
     rows = []
-    with torch.no_grad(), pyro.settings.context(module_local_params=True):
+    with torch.no_grad():
         model_sites = _sites(poutine.trace(model).get_trace(*data, **model_kwargs))
         nesting = max(_max_plate_nesting(model_sites), 1)
         for name, g in guides.items():

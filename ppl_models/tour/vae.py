@@ -150,7 +150,7 @@ def section(out_dir: Path, quick: bool) -> Section:
         seed=0,
         progress=False,
     )
-    losses["vae_normal_M2"] = float(fit_v.val_losses.min())
+    losses["vae_normal_M2"] = float(fit_v.val_losses.min() / fit_v.num_data)  # per point
     fig = plots.plot_codes_2d(
         {
             "autoencoder codes f(x)": ae.encode(xc_test),
