@@ -16,10 +16,10 @@ from pyro.nn import PyroModule, PyroParam
 from scipy import stats
 
 from ppl_models import inference
-from ppl_models.inference import checkpoint as checkpoint_module
-from ppl_models.inference.losses import has_latent_sites
 from ppl_models.gaussian import Gaussian, mle
 from ppl_models.inference import FitError, FitResult, data_plate, fit_svi
+from ppl_models.inference import checkpoint as checkpoint_module
+from ppl_models.inference.losses import has_latent_sites
 
 
 def _data(n=400, seed=0):

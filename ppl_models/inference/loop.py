@@ -37,16 +37,15 @@ from .losses import LossPath, has_latent_sites, hook, make_elbo, recheck_due
 from .plates import (
     ScalePlates,
     ScalingError,
+    local_params,
     minibatch,
     nan_free,
     plan_scaling,
-    local_params,
 )
 from .step import Stepper, make_optimizer, unique_params
 from .stopping import Convergence, EarlyStopping, evaluate_per_point
 
 __all__ = ["ConvergenceWarning", "FitResult", "evaluate_loss", "fit_svi", "resolve_model"]
-
 
 
 class ConvergenceWarning(UserWarning):

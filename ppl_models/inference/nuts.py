@@ -24,7 +24,6 @@ from .plates import feasible_trace, local_params
 __all__ = ["run_nuts"]
 
 
-
 def _check_probability(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number in (0, 1); got {type(value).__name__}")
