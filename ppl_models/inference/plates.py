@@ -120,20 +120,35 @@ def pyro_method(fn: _F) -> _F:
       variable.
     * Parameters are module-local inside the call (``pyro.settings``'
       ``module_local_params``, set for the call only): two instances of a class never
-      share parameters through Pyro's global store, whatever the global setting.
+      share parameters through Pyro's global store, whatever the global setting. The
+      module's context is entered *without* Pyro's swap of the global parameter store
+      (``ParamStoreDict.scope``), which module-local mode makes on entering a module:
+      that swap strips the ``unconstrained()`` links of every parameter in the global
+      store (an autoguide's, a ``pyro.param`` guide's), and Pyro's ``SVI`` then cannot
+      step them. The library's modules declare no ``pyro.param`` of their own, so the
+      swap has nothing to keep local.
     * Every parameter site carries the ``unconstrained()`` link that ``pyro.infer.SVI``
       needs to step it with a ``pyro.optim`` optimizer (see :class:`_UnconstrainedRefs`).
     """
 
     @functools.wraps(fn)
     def wrapped(self: PyroModule, *args: Any, **kwargs: Any) -> Any:
-        _ready(self._pyro_context)
-        with (
-            pyro.settings.context(module_local_params=True),
-            self._pyro_context,
-            _UnconstrainedRefs(),
-        ):
-            return fn(self, *args, **kwargs)
+        context = self._pyro_context
+        was_local = pyro.settings.get("module_local_params")
+        # Pyro's context swaps the parameter store on entry and exit only where
+        # module_local_params is on at that moment: enter and leave it with the setting
+        # off, and run the body with it on.
+        if was_local:
+            pyro.settings.set(module_local_params=False)
+        context.__enter__()
+        try:
+            pyro.settings.set(module_local_params=True)
+            with _UnconstrainedRefs():
+                return fn(self, *args, **kwargs)
+        finally:
+            pyro.settings.set(module_local_params=False)
+            context.__exit__(None, None, None)
+            pyro.settings.set(module_local_params=was_local)
 
     return wrapped  # type: ignore[return-value]
 
