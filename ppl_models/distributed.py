@@ -215,11 +215,14 @@ class ELBOLoss(nn.Module):
             self.guide_module = guide
         # Plain attributes: registering the guide again would list its parameters twice.
         object.__setattr__(self, "_guide", guide)
-        object.__setattr__(
-            self,
-            "_loss",
-            LossPath(module.model, guide, module, make_elbo(elbo, num_particles), model_kwargs),
-        )
+        elbo = make_elbo(elbo, num_particles)
+        if not callable(getattr(elbo, "differentiable_loss", None)):
+            raise ValueError(
+                f"elbo: {type(elbo).__name__} has no differentiable_loss, which a loss module "
+                "needs (DistributedDataParallel back-propagates it); use Trace_ELBO or "
+                "TraceMeanField_ELBO"
+            )
+        object.__setattr__(self, "_loss", LossPath(module.model, guide, module, elbo, model_kwargs))
         self.model_kwargs = model_kwargs
 
     @property

@@ -226,6 +226,9 @@ class LossPath:
         ):
             self.own_loss = hook(owner, "reparam_loss")
         self.allow_shortcuts = allow_shortcuts
+        # Pyro's ELBOs for non-reparametrised guides (TraceGraph_ELBO, RenyiELBO, ...) have
+        # no differentiable_loss: their loss_and_grads back-propagates itself.
+        self.differentiable = callable(getattr(elbo, "differentiable_loss", None))
         self.name = "pyro"
         self.checks = 0
 
@@ -242,10 +245,18 @@ class LossPath:
             return trace_loss(self.model, self.guide, args, self.kwargs, analytic_kl)
         if name == "likelihood":
             return likelihood_loss(self.model, args, self.kwargs)
+        if not self.differentiable:
+            # The gradients are accumulated here, under torch's grad mode; the value
+            # comes back without a graph (Stepper then does not back-propagate it).
+            if torch.is_grad_enabled():
+                value = self.elbo.loss_and_grads(self.model, self.guide, *args, **self.kwargs)
+            else:
+                value = self.elbo.loss(self.model, self.guide, *args, **self.kwargs)
+            return torch.tensor(float(value), dtype=torch.float64)
         return self.elbo.differentiable_loss(self.model, self.guide, *args, **self.kwargs)
 
     def _reference(self, args: tuple[Any, ...]) -> torch.Tensor:
-        return self.elbo.differentiable_loss(self.model, self.guide, *args, **self.kwargs)
+        return self._by("pyro", args)
 
     def choose(self, args: tuple[Any, ...]) -> str:
         """Licence the cheapest path that gives Pyro's number on ``args`` with the same
@@ -257,7 +268,7 @@ class LossPath:
                 # Always evaluated: with Pyro's validation enabled, this first evaluation
                 # is where the model's distributions and shapes are checked.
                 reference = self._reference(args)
-                if not self.allow_shortcuts or not (
+                if not (self.allow_shortcuts and self.differentiable) or not (
                     torch.is_tensor(reference) and torch.isfinite(reference)
                 ):
                     return self.name

@@ -199,7 +199,8 @@ class Stepper:
         value_t = loss()
         value = float(value_t.detach())
         self.accept(value, step, losses)
-        value_t.backward()
+        if value_t.requires_grad:  # else the loss came with its gradients (loss_and_grads)
+            value_t.backward()
         self.optim.step()
         return value
 
@@ -207,7 +208,7 @@ class Stepper:
         def closure() -> torch.Tensor:
             self.optim.zero_grad()
             value = loss()
-            if torch.isfinite(value):
+            if torch.isfinite(value) and value.requires_grad:
                 value.backward()
             return value.detach()
 
