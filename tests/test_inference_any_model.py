@@ -224,7 +224,7 @@ def test_any_pyro_elbo_trains_through_pyro(x, elbo):
 
 
 def test_a_model_with_latent_sites_and_no_guide_is_refused(x):
-    with pytest.raises(ValueError, match="latent sites and no guide.*AutoNormal"):
+    with pytest.raises(ValueError, match=r"latent sites and no guide.*AutoNormal"):
         fit_svi(model_fn, x, num_steps=2, progress=False)
 
 
@@ -376,7 +376,7 @@ def test_run_nuts_refuses_bad_settings_before_sampling(x, kwargs, exc, match):
 
 def test_run_nuts_refuses_a_model_without_latent_sites():
     m = MarginalPPCA(4, 1).double()
-    with pytest.raises(ValueError, match="no latent site for NUTS.*PyroSample"):
+    with pytest.raises(ValueError, match=r"no latent site for NUTS.*PyroSample"):
         run_nuts(m, torch.randn(20, 4, dtype=torch.float64), num_samples=5, warmup_steps=5)
 
 
@@ -403,9 +403,9 @@ def test_a_hostile_checkpoint_is_refused_and_nothing_of_it_runs(tmp_path):
         pickle.dump({"module": _Payload(marker)}, f)
     x = torch.randn(64, 4, dtype=torch.float64)
     for path in (hostile, tmp_path / "plain.pkl"):
-        with pytest.raises(ValueError, match="resume: .*not a checkpoint|resume: cannot read"):
+        with pytest.raises(ValueError, match=r"resume: .*not a checkpoint|resume: cannot read"):
             fit_svi(MarginalPPCA(4, 1), x, num_steps=5, resume=path, progress=False)
-        with pytest.raises(ValueError, match="resume: .*not a checkpoint|resume: cannot read"):
+        with pytest.raises(ValueError, match=r"resume: .*not a checkpoint|resume: cannot read"):
             fit_distributed(MarginalPPCA(4, 1), x, num_steps=5, resume=path, progress=False)
     assert not marker.exists()
 
