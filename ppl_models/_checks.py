@@ -21,6 +21,7 @@ __all__ = [
     "check_int",
     "check_positive",
     "check_same_length",
+    "promoted_like",
 ]
 
 
@@ -262,3 +263,61 @@ def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}")
     return value
+
+
+def promoted_like(module: torch.nn.Module, *data: object) -> torch.Tensor:
+    """The dtype and device a topic model computes in, as an empty 0-d tensor ``like``.
+
+    Its dtype is ``torch.promote_types`` of the module's dtype (that of its first floating
+    parameter, else of its first floating buffer, else torch's default dtype) and of the
+    floating tensors among ``data``, as torch's own type promotion would give; its device
+    is that of the first tensor among ``data``, else the module's (``None`` and other
+    objects are skipped). A model casts its parameters, prior arguments and data with
+    ``t.to(like)``, which returns ``t`` itself where dtype and device already match: for a
+    module and data of one dtype (what ``fit_svi`` arranges) the cast costs nothing and
+    changes no number. Its value is uninitialised and shared between calls: use only its
+    dtype and device (``like.new_zeros(...)`` and the like).
+
+    >>> m = torch.nn.Linear(2, 1)  # float32
+    >>> promoted_like(m, torch.zeros(3, dtype=torch.float64), None).dtype
+    torch.float64
+    >>> promoted_like(m, torch.zeros(3, dtype=torch.bool)).dtype
+    torch.float32
+    """
+    ref = _first_floating(module, "_parameters")
+    if ref is None:
+        ref = _first_floating(module, "_buffers")
+    dtype = torch.get_default_dtype() if ref is None else ref.dtype
+    device = None
+    for t in data:
+        if isinstance(t, torch.Tensor):
+            if t.is_floating_point():
+                dtype = torch.promote_types(dtype, t.dtype)
+            if device is None:
+                device = t.device
+    if device is None:
+        device = torch.device("cpu") if ref is None else ref.device
+    like = _LIKES.get((dtype, device))
+    if like is None:
+        like = _LIKES[dtype, device] = torch.empty((), dtype=dtype, device=device)
+    return like
+
+
+def _first_floating(module: torch.nn.Module, kind: str) -> torch.Tensor | None:
+    """The first floating tensor of ``module.parameters()`` (``kind="_parameters"``) or
+    ``module.buffers()`` (``"_buffers"``), in their order (the submodules depth-first), read
+    from the modules' dictionaries: ``parameters()`` and a ``PyroModule``'s attribute
+    lookup cost several times more, and this runs in every model and guide call."""
+    stack = [module]
+    while stack:
+        m = stack.pop()
+        for t in getattr(m, kind).values():
+            if t is not None and t.is_floating_point():
+                return t
+        stack.extend(c for c in reversed(m._modules.values()) if c is not None)
+    return None
+
+
+# One empty 0-d tensor per (dtype, device): allocating one per call costs more than the
+# rest of promoted_like.
+_LIKES: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}

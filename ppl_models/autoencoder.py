@@ -66,6 +66,11 @@ symbol                        argument / attribute             shape
 :math:`W_e, b_e, W_d, b_d`    ``AutoencoderParams`` fields     see there
 ============================  ===============================  ====================
 
+Dtypes. The Pyro model computes in ``torch.promote_types(module dtype, data dtype)``, as
+torch's own type promotion does: a module built in the default float32 runs on float64
+data, on the data's device. The networks run in their own (the module's) dtype: their
+input is cast to it, their output to the computation dtype.
+
 References
 ----------
 P. Baldi, K. Hornik, *Neural networks and principal component analysis: learning from
@@ -92,7 +97,7 @@ from pyro.distributions import constraints
 from pyro.nn import PyroModule, PyroParam
 from torch import nn
 
-from ._checks import as_data, check_choice, check_int, check_positive
+from ._checks import as_data, check_choice, check_int, check_positive, promoted_like
 from .inference import data_plate, pyro_method
 from .pca import fit as pca_fit
 
@@ -574,8 +579,11 @@ class Autoencoder(PyroModule):
                 "Autoencoder.model needs the data x: an autoencoder's likelihood is that of x "
                 "given its own reconstruction, not a generative model (see ppl_models.vae)"
             )
+        like = promoted_like(self, x)
+        x = x.to(like)
         x_tilde = _corrupt(x, self.corruption, self.noise)
-        out = self.decoder(self.encoder(x_tilde))
+        # The networks run in their own dtype; the likelihood in the promoted one.
+        out = self.decoder(self.encoder(self._net_input(x_tilde))).to(like)
         with data_plate(x.shape[0]):
             if self.likelihood == "normal":
                 fn = dist.Normal(out, self._scale(out))
@@ -592,7 +600,7 @@ class Autoencoder(PyroModule):
     def _scale(self, like: torch.Tensor) -> torch.Tensor:
         if isinstance(self.sigma, float):
             return like.new_tensor(self.sigma)
-        return self.sigma
+        return self.sigma.to(like)
 
     def encode(self, x: object) -> torch.Tensor:
         r"""The codes :math:`f_\phi(x)`, shape ``(N, M)`` (no corruption, no gradient)."""

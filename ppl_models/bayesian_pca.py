@@ -89,7 +89,13 @@ has a prior::
 A ``PyroSample`` may also be a function of the module, for priors that depend on other
 sites: :class:`BayesianPCA` writes ``W``'s prior as
 ``PyroSample(lambda self: Normal(0, self.alpha ** -0.5) ...)``. Priors made of plain
-floats are built in the default dtype: for float64 data, give the prior float64 tensors.
+floats are built in the default dtype and work on float64 data as they are: the model casts
+their draws to the dtype it computes in (give the prior float64 tensors for float64 draws).
+
+Dtypes. The Pyro model computes in ``torch.promote_types(module dtype, data dtype)``, as
+torch's own type promotion does: a module built in the default float32 runs on float64
+data, with its ARD priors built in that dtype and on the data's device (float64 data give
+float64 prior draws and NUTS samples).
 
 References
 ----------
@@ -112,7 +118,7 @@ from pyro.infer.autoguide import AutoDelta, AutoLowRankMultivariateNormal, AutoN
 from pyro.infer.autoguide.initialization import init_to_feasible
 from pyro.nn import PyroModule, PyroSample
 
-from ._checks import as_data, check_choice, check_int, check_positive
+from ._checks import as_data, check_choice, check_int, check_positive, promoted_like
 from .inference import data_plate, pyro_method
 from .inference.plates import local_params
 from .ppca import PPCAParams
@@ -535,31 +541,41 @@ class _MarginalPotential(torch.autograd.Function):
 _GUIDES = ("delta", "normal", "lowrank")
 
 
+# The priors are built from the buffers, cast to the dtype and device of the model's
+# computation (stashed in _like by BayesianPCA.model; the buffers' own outside a call).
+def _prior_like(self: BayesianPCA) -> torch.Tensor:
+    return self.alpha_a if self._like is None else self._like
+
+
 def _alpha_prior(self: BayesianPCA) -> dist.Distribution:
-    return dist.Gamma(self.alpha_a.expand(self.max_latent_dim), self.alpha_b).to_event(1)
+    like = _prior_like(self)
+    a, b = self.alpha_a.to(like), self.alpha_b.to(like)
+    return dist.Gamma(a.expand(self.max_latent_dim), b).to_event(1)
 
 
 def _w_prior(self: BayesianPCA) -> dist.Distribution:
     # alpha has shape (..., M): broadcast its column precisions over the D rows.
+    alpha = self.alpha.to(_prior_like(self))
     scale = (
-        self.alpha.rsqrt()
-        .unsqueeze(-2)
-        .expand(*self.alpha.shape[:-1], self.data_dim, self.max_latent_dim)
+        alpha.rsqrt().unsqueeze(-2).expand(*alpha.shape[:-1], self.data_dim, self.max_latent_dim)
     )
     return dist.Normal(torch.zeros_like(scale), scale).to_event(2)
 
 
 def _w_raw_prior(self: BayesianPCA) -> dist.Distribution:
-    zeros = self._zeros_d.unsqueeze(-1).expand(self.data_dim, self.max_latent_dim)
+    zeros = (
+        self._zeros_d.to(_prior_like(self)).unsqueeze(-1).expand(self.data_dim, self.max_latent_dim)
+    )
     return dist.Normal(zeros, 1.0).to_event(2)
 
 
 def _sigma_prior(self: BayesianPCA) -> dist.Distribution:
-    return dist.HalfCauchy(self.sigma_scale)
+    return dist.HalfCauchy(self.sigma_scale.to(_prior_like(self)))
 
 
 def _mu_prior(self: BayesianPCA) -> dist.Distribution:
-    return dist.Normal(self._zeros_d, self.mu_scale).to_event(1)
+    like = _prior_like(self)
+    return dist.Normal(self._zeros_d.to(like), self.mu_scale.to(like)).to_event(1)
 
 
 class BayesianPCA(PyroModule):
@@ -662,6 +678,7 @@ class BayesianPCA(PyroModule):
             "mu_scale", torch.tensor(check_positive(mu_scale, "mu_scale", allow_tensor=False))
         )
         self.register_buffer("_zeros_d", torch.zeros(self.data_dim))
+        self._like: torch.Tensor | None = None  # the dtype and device of the last model call
         self.alpha = PyroSample(_alpha_prior)
         if self.parametrisation == "centred":
             self.W = PyroSample(_w_prior)
@@ -717,7 +734,7 @@ class BayesianPCA(PyroModule):
         if value is None:
             return init_to_feasible(site)
         fn = site["fn"]
-        like = self.alpha_a
+        like = _prior_like(self)
         return value.to(dtype=like.dtype, device=like.device).expand(fn.shape()).contiguous()
 
     def validate_data(self, x: object) -> tuple[torch.Tensor]:
@@ -739,24 +756,27 @@ class BayesianPCA(PyroModule):
         if x is None and n is None:
             raise ValueError("model needs the data x or the number of draws n")
         size = x.shape[0] if x is not None else n
-        W = self._loadings()
-        sigma = self.sigma
-        mu = self.mu
+        like = self._like = promoted_like(self, x)
+        W = self._loadings(like)
+        sigma = self.sigma.to(like)
+        mu = self.mu.to(like)
+        if x is not None:
+            x = x.to(like)
         if self.form == "marginal":
             diag = (sigma**2).unsqueeze(-1).expand(*sigma.shape, self.data_dim)
             with data_plate(size):
                 return pyro.sample("obs", dist.LowRankMultivariateNormal(mu, W, diag), obs=x)
         with data_plate(size):
-            zero = self._zeros_d.new_zeros(self.max_latent_dim)
+            zero = like.new_zeros(self.max_latent_dim)
             z = pyro.sample("z", dist.Normal(zero, 1.0).to_event(1))
             loc = (z.unsqueeze(-2) @ W.transpose(-1, -2)).squeeze(-2) + mu
             return pyro.sample("obs", dist.Normal(loc, sigma.unsqueeze(-1)).to_event(1), obs=x)
 
-    def _loadings(self) -> torch.Tensor:
+    def _loadings(self, like: torch.Tensor) -> torch.Tensor:
         if self.parametrisation == "centred":
-            return self.W  # reads alpha first: W's prior depends on it
-        scale = self.alpha.rsqrt().unsqueeze(-2)
-        return pyro.deterministic("W", self.W_raw * scale, event_dim=2)
+            return self.W.to(like)  # reads alpha first: W's prior depends on it
+        scale = self.alpha.to(like).rsqrt().unsqueeze(-2)
+        return pyro.deterministic("W", self.W_raw.to(like) * scale, event_dim=2)
 
     @pyro_method
     def guide(self, x: torch.Tensor | None = None, n: int | None = None) -> Any:

@@ -76,6 +76,12 @@ symbol                  argument / field     shape
 :math:`\mu`             site ``"mu"``        ``()``
 ======================  ===================  ======================================
 
+Dtypes. The Pyro model computes in ``torch.promote_types(module dtype, data dtype)``, as
+torch's own type promotion does: a module built in the default float32 runs on float64
+data, with its priors built in that dtype and on the data's device (float64 data give
+float64 prior draws and NUTS samples); priors made of plain floats work too, their draws
+cast to that dtype.
+
 References
 ----------
 C. M. Bishop, *Pattern Recognition and Machine Learning* (PRML), sections 1.2.4, 2.3.4,
@@ -95,7 +101,7 @@ import torch
 from pyro.distributions import constraints
 from pyro.nn import PyroModule, PyroParam, PyroSample
 
-from ._checks import as_data, check_int, check_positive
+from ._checks import as_data, check_int, check_positive, promoted_like
 from .inference import data_plate, iid, pyro_method
 
 __all__ = [
@@ -205,12 +211,13 @@ class Gaussian(PyroModule):
         if x is None and n is None:
             raise ValueError("model needs the data x or the number of draws n")
         size = x.shape[0] if x is not None else n
+        like = promoted_like(self, x)
         if self.event_dim == 1:
-            fn = dist.MultivariateNormal(self.loc, scale_tril=self.scale_tril)
+            fn = dist.MultivariateNormal(self.loc.to(like), scale_tril=self.scale_tril.to(like))
         else:
-            fn = iid(dist.Normal(self.loc, self.scale))
+            fn = iid(dist.Normal(self.loc.to(like), self.scale.to(like)))
         with data_plate(size):
-            return pyro.sample("obs", fn, obs=x)
+            return pyro.sample("obs", fn, obs=None if x is None else x.to(like))
 
     def guide(self, x: torch.Tensor | None = None, n: int | None = None) -> None:
         """The empty guide: no latent variables, so SVI is maximum likelihood."""
@@ -444,12 +451,17 @@ def marginal_precision(posterior: NormalGammaParams) -> dist.Gamma:
     return dist.Gamma(a, b)
 
 
+# The priors are built in the dtype and on the device of the model's computation (stashed
+# by BayesianGaussian.model), from the buffers of the prior's parameters.
 def _precision_prior(self: BayesianGaussian) -> dist.Gamma:
-    return dist.Gamma(self.a0, self.b0)
+    like = self.a0 if self._like is None else self._like
+    return dist.Gamma(self.a0.to(like), self.b0.to(like))
 
 
 def _mean_prior(self: BayesianGaussian) -> dist.Normal:
-    return dist.Normal(self.mu0, torch.rsqrt(self.kappa0 * getattr(self, "lambda")))
+    like = self.a0 if self._like is None else self._like
+    lam = getattr(self, "lambda").to(like)
+    return dist.Normal(self.mu0.to(like), torch.rsqrt(self.kappa0.to(like) * lam))
 
 
 class BayesianGaussian(PyroModule):
@@ -492,6 +504,7 @@ class BayesianGaussian(PyroModule):
         self.register_buffer("kappa0", p.kappa.clone())
         self.register_buffer("a0", p.a.clone())
         self.register_buffer("b0", p.b.clone())
+        self._like: torch.Tensor | None = None  # the dtype and device of the last model call
         setattr(self, "lambda", PyroSample(_precision_prior))
         self.mu = PyroSample(_mean_prior)
         # The guide's Normal-Gamma q starts at the prior.
@@ -516,17 +529,22 @@ class BayesianGaussian(PyroModule):
         if x is None and n is None:
             raise ValueError("model needs the data x or the number of draws n")
         size = x.shape[0] if x is not None else n
-        lam = self.precision
-        mu = self.mu
+        like = self._like = promoted_like(self, x)
+        lam = self.precision.to(like)
+        mu = self.mu.to(like)
+        obs = None if x is None else x.to(like)
         with data_plate(size):
-            return pyro.sample("obs", iid(dist.Normal(mu, torch.rsqrt(lam))), obs=x)
+            return pyro.sample("obs", iid(dist.Normal(mu, torch.rsqrt(lam))), obs=obs)
 
+    @pyro_method
     def guide(self, x: torch.Tensor | None = None, n: int | None = None) -> None:
         r"""The Normal-Gamma guide :math:`q(\lambda) = \mathrm{Gam}(a_q, b_q)`,
         :math:`q(\mu \mid \lambda) = \mathcal{N}(\mu_q, (\kappa_q\lambda)^{-1})`, both
-        reparameterised."""
-        lam = pyro.sample("lambda", dist.Gamma(self.a_q, self.b_q))
-        pyro.sample("mu", dist.Normal(self.mu_q, torch.rsqrt(self.kappa_q * lam)))
+        reparameterised, in the model's dtype."""
+        like = promoted_like(self, x)
+        lam = pyro.sample("lambda", dist.Gamma(self.a_q.to(like), self.b_q.to(like)))
+        kappa = self.kappa_q.to(like)
+        pyro.sample("mu", dist.Normal(self.mu_q.to(like), torch.rsqrt(kappa * lam)))
 
     def params(self) -> NormalGammaParams:
         """The guide's current Normal-Gamma :math:`q` (detached)."""

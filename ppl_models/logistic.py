@@ -60,6 +60,12 @@ symbol                    argument / field        shape
 :math:`w_{MAP}, S_N`      ``mean, covariance``    ``(D,)``, ``(D, D)``
 ========================  ======================  ====================================
 
+Dtypes. The Pyro model computes in ``torch.promote_types(module dtype, data dtype)``, as
+torch's own type promotion does: a module built in the default float32 runs on float64
+data, with its priors built in that dtype and on the data's device (float64 data give
+float64 prior draws and NUTS samples); priors made of plain floats work too, their draws
+cast to that dtype.
+
 References
 ----------
 C. M. Bishop, *Pattern Recognition and Machine Learning* (PRML), sections 4.3.2-4.3.4,
@@ -81,7 +87,7 @@ import torch
 import torch.nn.functional as F
 from pyro.nn import PyroModule, PyroParam, PyroSample
 
-from ._checks import as_data, as_design, check_int, check_positive
+from ._checks import as_data, as_design, check_int, check_positive, promoted_like
 from .inference import data_plate, pyro_method
 
 __all__ = [
@@ -519,6 +525,11 @@ def predictive_probit(phi_new: object, mean: object, covariance: object) -> torc
     return p[0] if single else p
 
 
+def _w_prior(self: LogisticRegression) -> dist.Distribution:
+    like = self.prior_loc if self._like is None else self._like
+    return dist.Normal(self.prior_loc.to(like), self.prior_scale.to(like)).to_event(1)
+
+
 class LogisticRegression(PyroModule):
     r"""Logistic regression as a Pyro model: ``t ~ Bernoulli(logits=phi @ w)`` at ``"obs"``.
 
@@ -561,17 +572,17 @@ class LogisticRegression(PyroModule):
             else float(check_positive(prior_precision, "prior_precision", allow_tensor=False))
         )
         self._warned_separable = False
+        self._like: torch.Tensor | None = None  # the dtype and device of the last model call
         if self.prior_precision is None:
             self.w = PyroParam(torch.zeros(self.num_features))
         else:
-            # Buffers follow module.to(dtype/device), so the prior does too.
+            # The prior is built from buffers cast to the dtype and device of the model's
+            # computation (the buffers' own outside a model call).
             self.register_buffer("prior_loc", torch.zeros(self.num_features))
             self.register_buffer(
                 "prior_scale", torch.full((self.num_features,), self.prior_precision**-0.5)
             )
-            self.w = PyroSample(
-                lambda self: dist.Normal(self.prior_loc, self.prior_scale).to_event(1)
-            )
+            self.w = PyroSample(_w_prior)
 
     def validate_data(self, phi: object, t: object = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Check ``phi`` (N, D) and binary ``t`` (N,) (called by ``fit_svi``/``run_nuts``)."""
@@ -583,8 +594,14 @@ class LogisticRegression(PyroModule):
     def model(self, phi: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         """Observe ``t`` at ``"obs"`` with ``Bernoulli(logits=phi @ w)`` in plate ``"data"``;
         with ``t=None`` draw new targets."""
-        w = self.w
-        logits = phi @ w
+        like = self._like = promoted_like(self, phi, t)
+        phi, w = phi.to(like), self.w.to(like)
+        # Under enclosing plates (vectorised particles, Predictive) a w with a prior has
+        # shape (..., 1, D): a product-and-sum broadcasts its size-1 data slot against the
+        # N rows of phi, a matmul would not. A plain weight vector takes the matmul.
+        logits = phi @ w if w.dim() == 1 else (w * phi).sum(-1)
+        if t is not None:
+            t = t.to(like)
         plate = data_plate(phi.shape[0])
         if t is not None and self.prior_precision is None and not self._warned_separable:
             full = plate.subsample_size == plate.size

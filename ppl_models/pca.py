@@ -57,6 +57,10 @@ Signs. An eigenvector is defined up to its sign; every result of this module has
 of largest absolute value of each column of ``components`` positive (the first such entry
 on ties). scikit-learn (>= 1.5) follows the same rule for its ``components_``.
 
+Dtypes. The Pyro model computes in ``torch.promote_types(module dtype, data dtype)``, as
+torch's own type promotion does: a module built in the default float32 runs on float64
+data, on the data's device.
+
 References
 ----------
 C. M. Bishop, *Pattern Recognition and Machine Learning* (PRML), section 12.1.
@@ -79,7 +83,7 @@ import torch
 from pyro.distributions import constraints
 from pyro.nn import PyroModule, PyroParam
 
-from ._checks import as_data, check_choice, check_int, check_positive
+from ._checks import as_data, check_choice, check_int, check_positive, promoted_like
 from .inference import data_plate, is_stream, pyro_method
 
 __all__ = [
@@ -950,13 +954,14 @@ class PCA(PyroModule):
                 "PCA.model needs the data x: PCA's likelihood is that of x given its own "
                 "reconstruction, not a generative model (use ppl_models.ppca for one)"
             )
-        w, mu = self.W, self.mu
+        like = promoted_like(self, x)
+        x, w, mu, sigma = x.to(like), self.W.to(like), self.mu.to(like), self.sigma.to(like)
         z = (x - mu) @ w
         x_hat = mu + z @ w.T
         with torch.no_grad():
             self._projected_cov = (z.T @ z / x.shape[0]).detach()
         with data_plate(x.shape[0]):
-            pyro.sample("obs", dist.Normal(x_hat, self.sigma).to_event(1), obs=x)
+            pyro.sample("obs", dist.Normal(x_hat, sigma).to_event(1), obs=x)
         return x_hat
 
     def guide(self, x: torch.Tensor | None = None) -> None:

@@ -24,6 +24,11 @@ symbol                 argument        meaning
 :math:`M`              ``latent_dim``  the latent dimension, :math:`1 \le M < D`
 =====================  ==============  ==============================================
 
+Dtypes. The Pyro model computes in ``torch.promote_types(module dtype, data dtype)``, as
+torch's own type promotion does: a module built in the default float32 runs on float64
+data, on the data's device; a prior put on a parameter (see :mod:`ppl_models.bayesian_pca`),
+plain floats included, has its draws cast to that dtype.
+
 References
 ----------
 M. E. Tipping and C. M. Bishop, *Probabilistic principal component analysis*, JRSS B 61
@@ -41,7 +46,7 @@ import torch
 from pyro.distributions import constraints
 from pyro.nn import PyroModule, PyroParam
 
-from ._checks import as_data, check_choice, check_int, check_positive
+from ._checks import as_data, check_choice, check_int, check_positive, promoted_like
 from .inference import data_plate, has_nan, iid, pyro_method
 from .pca import (
     _chunk_rows,
@@ -944,10 +949,25 @@ class MarginalPPCA(PyroModule):
     @pyro_method
     def model(self, x: torch.Tensor | None = None, *, num_points: int | None = None) -> None:
         """Observe ``x`` at ``"obs"``; with ``x=None`` draw ``num_points`` new points."""
-        w, mu, sigma = self.W, self.mu, self.sigma
+        like = promoted_like(self, x)
+        w, mu, sigma = self.W.to(like), self.mu.to(like), self.sigma.to(like)
         n = _num_rows(x, num_points, "MarginalPPCA")
-        # One distribution for every row, broadcast lazily (no expanded copies).
-        fn = iid(_PPCAMarginal(w, mu, sigma**2))
+        if x is not None:
+            x = x.to(like)
+        if w.dim() > 2 or mu.dim() > 1 or sigma.dim() > 0:
+            # A parameter with a prior, drawn under an enclosing plate (vectorised
+            # particles, a parallel Predictive), has leading batch dimensions: Pyro's
+            # low-rank Gaussian broadcasts them (complete rows only).
+            if x is not None and has_nan(x):
+                raise ValueError(
+                    "MarginalPPCA marginalises missing values (NaN) only with unbatched "
+                    "parameters: draw the parameters' particles one at a time"
+                )
+            diag = (sigma**2).unsqueeze(-1).expand(*sigma.shape, self.data_dim)
+            fn = dist.LowRankMultivariateNormal(mu, w, diag)
+        else:
+            # One distribution for every row, broadcast lazily (no expanded copies).
+            fn = iid(_PPCAMarginal(w, mu, sigma**2))
         with data_plate(n):
             pyro.sample("obs", fn, obs=x)
 
@@ -1118,9 +1138,12 @@ class LatentPPCA(PyroModule):
     def model(self, x: torch.Tensor | None = None, *, num_points: int | None = None) -> None:
         """Sample ``"z"``, then observe ``x`` at ``"obs"`` (NaN coordinates masked out);
         with ``x=None`` draw ``num_points`` new points."""
-        w, mu, sigma = self.W, self.mu, self.sigma
+        like = promoted_like(self, x)
+        w, mu, sigma = self.W.to(like), self.mu.to(like), self.sigma.to(like)
         n = _num_rows(x, num_points, "LatentPPCA")
-        zero = torch.zeros(self.latent_dim, dtype=w.dtype, device=w.device)
+        zero = like.new_zeros(self.latent_dim)
+        if x is not None:
+            x = x.to(like)
         with data_plate(n):
             z = pyro.sample("z", dist.Normal(zero, torch.ones_like(zero)).to_event(1))
             fn = dist.Normal(mu + z @ w.T, sigma)
@@ -1143,17 +1166,21 @@ class LatentPPCA(PyroModule):
                 f"the local guide holds q(z_n) for num_data = {self.num_data} points; got "
                 f"data of {plate.size} points"
             )
+        like = promoted_like(self, x)
         with plate as idx:
             if self.guide_kind == "local":
-                pyro.sample("z", dist.Normal(self.q_loc[idx], self.q_scale[idx]).to_event(1))
+                loc, scale = self.q_loc[idx].to(like), self.q_scale[idx].to(like)
+                pyro.sample("z", dist.Normal(loc, scale).to_event(1))
                 return
-            xc = x - self.q_b
+            x = x.to(like)
+            xc = x - self.q_b.to(like)
             if has_nan(x):
                 xc = torch.where(
                     torch.isnan(x), torch.zeros((), dtype=x.dtype, device=x.device), xc
                 )
-            loc = xc @ self.q_A.T
-            pyro.sample("z", dist.MultivariateNormal(loc, scale_tril=self.q_scale_tril))
+            loc = xc @ self.q_A.to(like).T
+            scale_tril = self.q_scale_tril.to(like)
+            pyro.sample("z", dist.MultivariateNormal(loc, scale_tril=scale_tril))
 
     def params(self) -> PPCAParams:
         """The current model parameters (detached copies)."""

@@ -65,6 +65,12 @@ symbol              argument / field        shape
 :math:`\gamma`      ``gamma``               ``()`` (effective number of parameters)
 ==================  ======================  ==========================================
 
+Dtypes. The Pyro model computes in ``torch.promote_types(module dtype, data dtype)``, as
+torch's own type promotion does: a module built in the default float32 runs on float64
+data, with its priors built in that dtype and on the data's device (float64 data give
+float64 prior draws and NUTS samples); priors made of plain floats work too, their draws
+cast to that dtype.
+
 References
 ----------
 C. M. Bishop, *Pattern Recognition and Machine Learning* (PRML), sections 1.1, 1.2.5,
@@ -83,7 +89,7 @@ import torch
 from pyro.distributions import constraints
 from pyro.nn import PyroModule, PyroParam, PyroSample
 
-from ._checks import as_data, as_design, check_int, check_positive
+from ._checks import as_data, as_design, check_int, check_positive, promoted_like
 from .inference import data_plate, pyro_method
 
 __all__ = [
@@ -673,15 +679,17 @@ class LinearRegression(PyroModule):
         self.num_features = check_int(num_features, "num_features", minimum=1)
         if beta is not None and beta_prior is not None:
             raise ValueError("give beta (a known noise precision) or beta_prior, not both")
-        # A buffer gives the priors the module's dtype and device after .to().
+        # The priors are built from this buffer, cast to the dtype and device of the model's
+        # computation (stashed in _like by model; the buffer's own outside a model call).
         self.register_buffer("_zeros", torch.zeros(self.num_features))
+        self._like: torch.Tensor | None = None
         if alpha is None:
             self.alpha = None
             self.w = PyroParam(torch.zeros(self.num_features))
         else:
             self.alpha = check_positive(alpha, "alpha", allow_tensor=False)
             scale = self.alpha**-0.5
-            self.w = PyroSample(lambda self: dist.Normal(self._zeros, scale).to_event(1))
+            self.w = PyroSample(lambda self: dist.Normal(self._prior_zeros(), scale).to_event(1))
         if beta_prior is not None:
             if not isinstance(beta_prior, (tuple, list)) or len(beta_prior) != 2:
                 raise ValueError(f"beta_prior must be a pair (shape, rate); got {beta_prior!r}")
@@ -689,7 +697,7 @@ class LinearRegression(PyroModule):
             b0 = check_positive(beta_prior[1], "beta_prior[1] (rate)", allow_tensor=False)
             self.beta_prior = (a0, b0)
             self.beta = PyroSample(
-                lambda self: dist.Gamma(self._zeros[0] + a0, self._zeros[0] + b0)
+                lambda self: dist.Gamma(self._prior_zeros()[0] + a0, self._prior_zeros()[0] + b0)
             )
         elif beta is not None:
             self.beta_prior = None
@@ -699,6 +707,9 @@ class LinearRegression(PyroModule):
         else:
             self.beta_prior = None
             self.beta = PyroParam(torch.tensor(1.0), constraint=constraints.positive)
+
+    def _prior_zeros(self) -> torch.Tensor:
+        return self._zeros if self._like is None else self._zeros.to(self._like)
 
     def validate_data(self, phi: object, t: object = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Check ``phi`` (2-D, ``num_features`` columns) and ``t`` (1-D, same length);
@@ -713,17 +724,21 @@ class LinearRegression(PyroModule):
     def model(self, phi: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         r"""Observe ``t`` at ``"obs"`` under :math:`\mathcal{N}(\Phi w, \beta^{-1})` in plate
         ``"data"``; with ``t=None``, draw targets (prior or posterior predictive)."""
-        w = self.w
-        beta = self.beta
+        like = self._like = promoted_like(self, phi, t)
+        w = self.w.to(like)
+        beta = torch.as_tensor(self.beta).to(like)
+        phi = phi.to(like)
         # Drawn outside the data plate, w has shape (..., 1, M) under enclosing plates
         # (vectorised particles, Predictive): its size-1 data slot must broadcast against
         # the N rows of phi, which a product-and-sum does and a matmul (which appends N
         # after that slot) does not. beta's batch shape (..., 1) broadcasts as it is.
         # A plain weight vector (every fit) takes the matmul: no N x M temporary.
-        loc = phi @ w if w.dim() == 1 and w.dtype == phi.dtype else (w * phi).sum(-1)
-        scale = torch.as_tensor(beta).rsqrt()
+        loc = phi @ w if w.dim() == 1 else (w * phi).sum(-1)
+        scale = beta.rsqrt()
         with data_plate(phi.shape[0]):
-            return pyro.sample("obs", dist.Normal(loc, scale), obs=t)
+            return pyro.sample(
+                "obs", dist.Normal(loc, scale), obs=None if t is None else t.to(like)
+            )
 
     def guide(self, phi: torch.Tensor, t: torch.Tensor | None = None) -> None:
         """The empty guide: with no priors, SVI is maximum likelihood."""

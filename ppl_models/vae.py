@@ -83,6 +83,11 @@ symbol                        argument / attribute             shape
 :math:`L`, :math:`K`          ``num_particles``, ``num_samples``
 ============================  ===============================  ====================
 
+Dtypes. The Pyro model computes in ``torch.promote_types(module dtype, data dtype)``, as
+torch's own type promotion does: a module built in the default float32 runs on float64
+data, on the data's device (the prior of ``z`` too). The networks run in their own (the
+module's) dtype: their input is cast to it, their output to the computation dtype.
+
 References
 ----------
 D. P. Kingma, M. Welling, *Auto-encoding variational Bayes*, ICLR 2014.
@@ -109,7 +114,14 @@ from pyro.nn import PyroModule, PyroParam
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import as_data, check_binary, check_choice, check_int, check_positive
+from ._checks import (
+    as_data,
+    check_binary,
+    check_choice,
+    check_int,
+    check_positive,
+    promoted_like,
+)
 from .autoencoder import _check_sizes, decode_mean, make_networks
 from .inference import data_plate, plate_scale, pyro_method
 
@@ -341,13 +353,14 @@ class VAE(PyroModule):
         return loc, torch.exp(0.5 * log_var)
 
     def _likelihood(self, z: torch.Tensor) -> dist.Distribution:
-        out = self.decoder(z)
+        # The decoder runs in its own dtype; the likelihood in z's (the model's).
+        out = self.decoder(self._net(z)).to(z)
         if self.likelihood == "bernoulli":
             # The data were checked binary at entry (validate_data); the per-step support
             # check of Pyro's validation would repeat that on every evaluation.
             fn = dist.Bernoulli(logits=out, validate_args=False)
         else:
-            fn = dist.Normal(out, self.sigma, validate_args=False)
+            fn = dist.Normal(out, self.sigma.to(z), validate_args=False)
         return dist.Independent(fn, 1, validate_args=False)
 
     def _kl_scale(self) -> contextlib.AbstractContextManager:
@@ -362,18 +375,19 @@ class VAE(PyroModule):
             if num is None:
                 raise ValueError("VAE.model needs the data x or the number of points num")
             n = check_int(num, "num", minimum=1)
-            p = next(self.decoder.parameters())
-            zeros = torch.zeros((n, self.latent_dim), dtype=p.dtype, device=p.device)
         else:
             n = x.shape[0]
-            zeros = x.new_zeros((n, self.latent_dim))
+        like = promoted_like(self, x)
+        zeros = like.new_zeros((n, self.latent_dim))
+        if x is not None:
+            x = x.to(like)
         prior = dist.Normal(zeros, 1.0, validate_args=False).to_event(1)
         with data_plate(n):
             with self._kl_scale():
                 z = pyro.sample("z", prior)
-            like = self._likelihood(z)
-            pyro.sample("obs", like, obs=x)
-        return like.base_dist.logits if self.likelihood == "bernoulli" else like.base_dist.loc
+            fn = self._likelihood(z.to(like))
+            pyro.sample("obs", fn, obs=x)
+        return fn.base_dist.logits if self.likelihood == "bernoulli" else fn.base_dist.loc
 
     @pyro_method
     def guide(self, x: torch.Tensor | None = None, *, num: int | None = None) -> torch.Tensor:
@@ -381,7 +395,10 @@ class VAE(PyroModule):
         \operatorname{diag}\sigma^2_\phi(x))` at ``"z"``; returns the draw."""
         if x is None:
             raise ValueError("VAE.guide needs the data x: the encoder conditions on it")
-        loc, scale = self._posterior(x)
+        like = promoted_like(self, x)
+        # The encoder runs in its own dtype; q(z | x) in the model's.
+        loc, scale = self._posterior(self._net(x))
+        loc, scale = loc.to(like), scale.to(like)
         with data_plate(x.shape[0]), self._kl_scale():
             return pyro.sample("z", dist.Normal(loc, scale, validate_args=False).to_event(1))
 

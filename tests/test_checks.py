@@ -13,6 +13,7 @@ from ppl_models._checks import (
     check_int,
     check_positive,
     check_same_length,
+    promoted_like,
 )
 
 
@@ -99,3 +100,23 @@ def test_binary_edge_cases():
     x[2, 69999] = 0.5
     with pytest.raises(ValueError, match=r"1 other value\(s\), e.g. 0.5"):
         check_binary(x, "t")
+
+
+def test_promoted_like_is_torchs_promotion_of_module_and_data():
+    f32 = torch.nn.Linear(2, 1)
+    f64 = torch.nn.Linear(2, 1).double()
+    x32, x64 = torch.zeros(3), torch.zeros(3, dtype=torch.float64)
+    assert promoted_like(f32, x64).dtype == torch.float64
+    assert promoted_like(f64, x32).dtype == torch.float64
+    assert promoted_like(f32, x32).dtype == torch.float32
+    # No data (drawing new points): the module's dtype; None and integer data are skipped.
+    assert promoted_like(f64).dtype == torch.float64
+    assert promoted_like(f32, None, torch.zeros(3, dtype=torch.int64)).dtype == torch.float32
+    # A module without floating parameters: its floating buffer, else torch's default.
+    buffered = torch.nn.Module()
+    buffered.register_buffer("b", torch.zeros(2, dtype=torch.float64))
+    assert promoted_like(buffered).dtype == torch.float64
+    assert promoted_like(torch.nn.Module(), x32).dtype == torch.get_default_dtype()
+    like = promoted_like(f32, x64)
+    assert like.shape == () and like.device == x64.device
+    assert x64.to(like) is x64  # the cast of matching data is no copy

@@ -451,3 +451,39 @@ def test_bad_posteriors_and_data_are_rejected():
         normal_gamma_posterior(np.zeros(0), PRIOR)
     with pytest.raises(ValueError, match="x must be 1-D"):
         fit_svi(BayesianGaussian(PRIOR), np.zeros((4, 2)), num_steps=2, progress=False)
+
+
+def _obs_log_prob(model, *args):
+    trace = poutine.trace(model).get_trace(*args)
+    trace.compute_log_prob()
+    return trace.nodes["obs"]["log_prob_sum"]
+
+
+def test_a_float32_module_computes_in_float64_on_float64_data():
+    # Type promotion: the float32 parameters are cast (exactly) to float64, so the density
+    # is the float64 module's, for the multivariate (matrix) and univariate cases.
+    x = torch.randn(40, 3, dtype=torch.float64) + 1.0
+    g = Gaussian(3)
+    g.loc = torch.tensor([0.1, -0.2, 0.3])
+    g64 = Gaussian(3).double()
+    g64.loc = g.loc.detach().double()
+    lp = _obs_log_prob(g.model, x)
+    assert lp.dtype == torch.float64
+    torch.testing.assert_close(lp, _obs_log_prob(g64.model, x), rtol=1e-14, atol=0)
+    g1 = Gaussian(event_dim=0)
+    assert _obs_log_prob(g1.model, x[:, 0]).dtype == torch.float64
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bayesian_gaussian_priors_and_guide_follow_the_data_dtype(dtype):
+    m = BayesianGaussian(NormalGammaParams(0.0, 1.0, 2.0, 2.0))  # float32 buffers
+    x = torch.randn(20, dtype=dtype)
+    model_trace = poutine.trace(m.model).get_trace(x)
+    assert {model_trace.nodes[k]["value"].dtype for k in ("lambda", "mu", "obs")} == {dtype}
+    assert model_trace.nodes["lambda"]["fn"].concentration.dtype == dtype
+    guide_trace = poutine.trace(m.guide).get_trace(x)
+    assert guide_trace.nodes["mu"]["value"].dtype == dtype
+    # The guide runs in the module's Pyro context: its parameters are Pyro param sites,
+    # which Pyro's SVI steps.
+    params = {k for k, site in guide_trace.nodes.items() if site["type"] == "param"}
+    assert params == {"a_q", "b_q", "kappa_q", "mu_q"}

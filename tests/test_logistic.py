@@ -535,3 +535,25 @@ def test_two_class_generator_checks():
         make_two_class(1)
     with pytest.raises(TypeError, match="separable must be a bool"):
         make_two_class(10, separable="yes")
+
+
+def test_bayesian_logistic_on_float64_data_and_vectorised_particles():
+    from pyro import poutine
+
+    g = torch.Generator().manual_seed(0)
+    phi = torch.randn(30, 3, generator=g, dtype=torch.float64)
+    t = (phi[:, 0] > 0).double()
+    m = LogisticRegression(3, prior_precision=2.0)  # float32 buffers
+    trace = poutine.trace(m.model).get_trace(phi, t)
+    assert trace.nodes["w"]["value"].dtype == torch.float64  # the prior follows the data
+    w = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+
+    def obs_log_prob(w):
+        tr = poutine.trace(poutine.condition(m.model, {"w": w})).get_trace(phi, t)
+        tr.compute_log_prob()
+        return tr.nodes["obs"]["log_prob"]
+
+    # w drawn for 4 particles outside the data plate has shape (4, 1, D).
+    batched = obs_log_prob(w.expand(4, 1, 3))
+    assert batched.shape == (4, 30)
+    torch.testing.assert_close(batched, obs_log_prob(w).expand(4, 30))

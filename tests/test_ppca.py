@@ -275,3 +275,32 @@ def test_a_diverging_fit_raises_fit_error_and_keeps_finite_parameters():
     with pytest.raises(FitError, match="non-finite"):
         fit_svi(m, x, optimizer="sgd", lr=1e6, num_steps=50, progress=False)
     assert all(bool(torch.isfinite(t).all()) for t in m.params())
+
+
+def test_marginal_ppca_float32_module_on_float64_data_and_batched_prior_draws():
+    import pyro.distributions as dist
+    from pyro import poutine
+    from pyro.nn import PyroSample
+
+    def obs_log_prob(model, x, **cond):
+        trace = poutine.trace(poutine.condition(model, cond)).get_trace(x)
+        trace.compute_log_prob()
+        return trace.nodes["obs"]["log_prob"]
+
+    x = _data(n=50, d=5, m=2)
+    m32, m64 = ppca.MarginalPPCA(5, 2), ppca.MarginalPPCA(5, 2).double()
+    lp = obs_log_prob(m32.model, x)
+    assert lp.dtype == torch.float64  # the float32 parameters are promoted, exactly
+    torch.testing.assert_close(lp, obs_log_prob(m64.model, x), rtol=1e-14, atol=0)
+    # A prior on W drawn for 3 vectorised particles (shape (3, 1, D, M)): each particle's
+    # density is the unbatched one.
+    m64.W = PyroSample(dist.Laplace(0.0, 1.0).expand([5, 2]).to_event(2))
+    w = torch.randn(5, 2, dtype=torch.float64)
+    single = obs_log_prob(m64.model, x, W=w)
+    batched = obs_log_prob(m64.model, x, W=w.expand(3, 1, 5, 2))
+    assert batched.shape == (3, 50)
+    torch.testing.assert_close(batched, single.expand(3, 50), rtol=1e-12, atol=1e-12)
+    x_nan = x.clone()
+    x_nan[0, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"missing values \(NaN\) only with unbatched"):
+        obs_log_prob(m64.model, x_nan, W=w.expand(3, 1, 5, 2))

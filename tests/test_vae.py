@@ -660,3 +660,15 @@ def test_vae_data_reads_mnist_idx_files(tmp_path):
     np.testing.assert_array_equal(b.x_train.numpy(), (images.reshape(6, -1) >= 128) * 1.0)
     np.testing.assert_allclose(n.x_train.numpy(), images.reshape(6, -1)[:4] / 255, rtol=1e-15)
     assert b.y_test.tolist() == labels.tolist()
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "normal"])
+def test_a_float32_vae_trains_on_float64_data(likelihood):
+    # The networks run in float32, the likelihood and q(z | x) in float64; the gradient
+    # reaches every float32 parameter.
+    x = (torch.rand(16, 5, generator=torch.Generator().manual_seed(0)) > 0.5).double()
+    m = VAE(5, 2, hidden=(4,), likelihood=likelihood)
+    loss = Trace_ELBO().differentiable_loss(m.model, m.guide, x)
+    assert loss.dtype == torch.float64
+    loss.backward()
+    assert all(p.dtype == torch.float32 and p.grad is not None for p in m.parameters())
