@@ -199,8 +199,33 @@ def from_arrays(
     return az.from_dict(**groups, dims=dims, coords=coords)
 
 
+class MissingGroupError(KeyError, ValueError):
+    """ArviZ data without a group a function needs: a ``KeyError`` (a missing key) and a
+    ``ValueError`` (a bad argument value) both."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _is_arviz_data(data: Any) -> bool:
+    inference_data = hasattr(data, "groups") and callable(data.groups)
+    data_tree = hasattr(data, "children") and hasattr(data, "to_dataset")
+    return inference_data or data_tree
+
+
+def check_data(data: Any, name: str = "data") -> Any:
+    """Refuse anything but ArviZ data (``InferenceData`` or ``xarray.DataTree``)."""
+    if not _is_arviz_data(data):
+        raise TypeError(
+            f"{name} must be ArviZ data (InferenceData or xarray.DataTree, e.g. from "
+            f"ppl_models.workflow.to_inference_data); got {type(data).__name__}"
+        )
+    return data
+
+
 def group_names(data: Any) -> list[str]:
     """The names of the groups of ``data`` (InferenceData or DataTree), in order."""
+    check_data(data)
     if hasattr(data, "groups") and callable(data.groups) and not hasattr(data, "children"):
         return list(data.groups())
     return list(data.children)
@@ -211,14 +236,46 @@ def get_group(data: Any, name: str) -> Any:
 
     Raises
     ------
-    KeyError
-        If ``data`` has no such group (the message lists the groups it has).
+    TypeError
+        If ``data`` is not ArviZ data or ``name`` not a string.
+    MissingGroupError
+        (a ``KeyError`` and a ``ValueError``) if ``data`` has no such group; the message
+        lists the groups it has.
     """
     names = group_names(data)
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a group name (str); got {type(name).__name__}")
     if name not in names:
-        raise KeyError(f"the data has no group {name!r}; it has {names}")
+        raise MissingGroupError(f"the data has no group {name!r} (name); it has {names}")
     group = data[name]
     return group.to_dataset() if hasattr(group, "to_dataset") else group
+
+
+def _check_variable(data: Any, group: str, var_name: Any, *, required: bool) -> None:
+    """``var_name`` names a variable of ``data``'s ``group`` (or is None where allowed)."""
+    if var_name is None and not required:
+        get_group(data, group)
+        return
+    if not isinstance(var_name, str):
+        raise TypeError(f"var_name must be a variable name (str); got {type(var_name).__name__}")
+    known = list(get_group(data, group).data_vars)
+    if var_name not in known:
+        raise ValueError(f"var_name {var_name!r} is not in the {group} group; it has {known}")
+
+
+def _check_var_names(var_names: Any, data: Any, name: str = "var_names") -> list[str] | None:
+    """``None`` or a list of the posterior's variable names."""
+    if var_names is None:
+        return None
+    if isinstance(var_names, str):
+        var_names = [var_names]
+    if not isinstance(var_names, (list, tuple)) or not all(isinstance(v, str) for v in var_names):
+        raise TypeError(f"{name} must be a list of variable names (str); got {var_names!r}"[:200])
+    known = list(get_group(data, "posterior").data_vars)
+    unknown = [v for v in var_names if v not in known]
+    if unknown:
+        raise ValueError(f"{name} holds {unknown}, not in the posterior; it has {known}")
+    return list(var_names)
 
 
 def summary(data: Any, var_names: Sequence[str] | None = None) -> Any:
@@ -238,7 +295,8 @@ def summary(data: Any, var_names: Sequence[str] | None = None) -> Any:
         ``mean, sd, mcse_mean, mcse_sd, ess_bulk, ess_tail, r_hat`` (rank-normalised split
         R-hat, Vehtari et al. 2021).
     """
-    var_names = None if var_names is None else list(var_names)
+    check_data(data)
+    var_names = _check_var_names(var_names, data)
     table = _az().summary(data, var_names=var_names, kind="all", round_to="none")
     import pandas as pd
 
@@ -257,7 +315,8 @@ def rhat(data: Any, var_names: Sequence[str] | None = None) -> dict[str, np.ndar
     dict of str to numpy.ndarray
         Variable name to R-hat, of the variable's shape without ``(chain, draw)``.
     """
-    var_names = None if var_names is None else list(var_names)
+    check_data(data)
+    var_names = _check_var_names(var_names, data)
     result = _az().rhat(data, var_names=var_names)
     if hasattr(result, "to_dataset"):  # 1.x returns a DataTree node
         result = result.to_dataset()
@@ -312,6 +371,7 @@ def loo(data: Any, var_name: str | None = None, quiet: bool = False) -> LooResul
     -------
     LooResult
     """
+    _check_variable(data, "log_likelihood", var_name, required=False)
     az = _az()
     with warnings.catch_warnings():
         if quiet:
@@ -484,6 +544,8 @@ def loo_pit(data: Any, var_name: str = "obs") -> np.ndarray:
     ]
     if missing:
         raise ValueError(f"loo_pit needs the groups {missing} in data; it has {group_names(data)}")
+    for group in ("posterior_predictive", "log_likelihood", "observed_data"):
+        _check_variable(data, group, var_name, required=True)
     az = _az()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Pareto.*")

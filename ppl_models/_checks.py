@@ -14,13 +14,17 @@ import numpy as np
 import torch
 
 __all__ = [
+    "as_array",
     "as_data",
     "as_design",
     "check_binary",
     "check_choice",
     "check_int",
+    "check_like",
     "check_positive",
+    "check_same_device",
     "check_same_length",
+    "is_one_array",
     "promoted_like",
 ]
 
@@ -33,6 +37,121 @@ def _describe(x: object) -> str:
     return f"{type(x).__name__} {x!r}"[:120]
 
 
+def _is_pandas(x: object) -> bool:
+    return type(x).__module__.split(".")[0] == "pandas" and hasattr(x, "to_numpy")
+
+
+def _is_sparse(x: object) -> bool:
+    if isinstance(x, torch.Tensor):
+        return x.layout != torch.strided
+    return type(x).__module__.startswith("scipy.sparse") or hasattr(x, "tocsr")
+
+
+def is_one_array(x: object) -> bool:
+    """Whether ``x`` is one array (a tensor, a numpy array, a pandas DataFrame or Series,
+    a sparse matrix) rather than a stream of chunks: all of these are iterable, and a
+    DataFrame iterates over its column names.
+
+    >>> import pandas as pd
+    >>> is_one_array(pd.DataFrame({"a": [1.0]})), is_one_array(iter([np.zeros((2, 2))]))
+    (True, False)
+    """
+    return isinstance(x, (torch.Tensor, np.ndarray)) or _is_pandas(x) or _is_sparse(x)
+
+
+def _contiguous(arr: np.ndarray) -> np.ndarray:
+    # np.ascontiguousarray would turn a 0-d array into a 1-d one.
+    return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
+
+
+def _from_pandas(x: object, name: str) -> np.ndarray:
+    """A DataFrame or Series as a float64 numpy array, converted once; a column that does
+    not hold numbers is refused by name. Missing values (``NaN``, ``None``, ``pd.NA``)
+    become NaN, which the caller then accepts or refuses."""
+    frame = hasattr(x, "columns")
+    columns = x.dtypes.items() if frame else [(None, x.dtype)]
+    for column, dtype in columns:
+        kind = getattr(dtype, "kind", "O")  # numpy dtypes and pandas' nullable ones
+        if kind not in "biuf":
+            which = f"column {column!r} has" if frame else "its values have"
+            raise TypeError(
+                f"{name} (a pandas {type(x).__name__}) must hold numbers; {which} dtype "
+                f"{dtype}: convert it (pd.to_numeric, one-hot encoding) or drop it"
+            )
+    try:
+        arr = x.to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as err:  # pragma: no cover - guarded by the dtype check
+        raise TypeError(f"{name} must hold numbers; pandas could not convert it ({err})") from None
+    # pandas may hand back a read-only view of its own memory (copy-on-write).
+    return arr if arr.flags.writeable else arr.copy()
+
+
+def as_array(x: object, name: str) -> torch.Tensor:
+    """Convert data as they enter the library to a tensor, without the shape and value
+    checks of :func:`as_data`: the one place where the accepted input types are decided.
+
+    - torch tensors pass through (a sparse layout is refused);
+    - numpy arrays, numbers and nested lists go through ``np.asarray``; pandas DataFrames
+      and Series are converted once with ``to_numpy`` (float64; a column that does not
+      hold numbers is a ``TypeError`` naming it; missing values become NaN);
+    - integer and boolean **numpy** data (lists and pandas included) become float64,
+      numpy's and scikit-learn's convention; integer and boolean torch tensors become
+      torch's default floating dtype;
+    - float16 and bfloat16 are promoted to float32 (the linear algebra of the library has
+      no half-precision kernels on the CPU; a fit would otherwise fail deep inside);
+    - complex numbers, strings, objects and sparse matrices (scipy or torch) are refused
+      with a ``TypeError`` that says what to do.
+
+    >>> as_array(np.array([1, 2]), "x").dtype, as_array(torch.tensor([1, 2]), "x").dtype
+    (torch.float64, torch.float32)
+    >>> as_array(np.zeros(2, dtype=np.float16), "x").dtype
+    torch.float32
+    """
+    if isinstance(x, torch.Tensor):
+        if _is_sparse(x):
+            raise TypeError(
+                f"{name} must be a dense tensor; got a sparse one ({x.layout}): pass "
+                f"{name}.to_dense()"
+            )
+        t = x
+    elif _is_pandas(x):
+        t = torch.from_numpy(_contiguous(_from_pandas(x, name)))
+    elif isinstance(x, (np.ndarray, list, tuple, numbers.Number, np.generic)) and not isinstance(
+        x, bool
+    ):
+        try:
+            arr = np.asarray(x)
+        except ValueError as err:  # ragged nested lists
+            raise TypeError(
+                f"{name} must be a rectangular array of numbers; got a ragged "
+                f"{type(x).__name__} ({err})"
+            ) from None
+        if arr.dtype == object or arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers; got {_describe(arr)}")
+        if arr.dtype.kind in "biu":
+            arr = arr.astype(np.float64)
+        t = torch.from_numpy(_contiguous(arr))
+    elif _is_sparse(x):
+        raise TypeError(
+            f"{name} must be a dense array; got a sparse matrix ({type(x).__name__}): pass "
+            f"{name}.toarray()"
+        )
+    else:
+        raise TypeError(
+            f"{name} must be a torch tensor or a numpy array (or a pandas DataFrame or "
+            f"Series); got {_describe(x)}"
+        )
+    if t.is_complex() or not (t.is_floating_point() or t.dtype == torch.bool or _is_int(t)):
+        raise TypeError(f"{name} must hold real numbers; got {_describe(t)}")
+    if t.device.type == "meta":
+        raise ValueError(f"{name} is a meta tensor: it holds no data to compute with")
+    if not t.is_floating_point():
+        t = t.to(torch.get_default_dtype())
+    elif t.dtype in (torch.float16, torch.bfloat16):
+        t = t.to(torch.float32)
+    return t
+
+
 def as_data(
     x: object,
     name: str,
@@ -43,10 +162,15 @@ def as_data(
     allow_nan: bool = False,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Convert ``x`` (tensor, numpy array or nested sequence) to a floating tensor and check it.
+    """Convert ``x`` (tensor, numpy array, pandas DataFrame/Series or nested sequence) to a
+    floating tensor and check it.
 
-    Floating inputs keep their dtype (so closed forms on float64 data stay float64);
-    integer and boolean inputs become ``dtype`` or torch's default floating dtype.
+    The conversion is :func:`as_array`'s: floating inputs keep their dtype (so closed
+    forms on float64 data stay float64), except float16/bfloat16, promoted to float32;
+    integer and boolean numpy data become float64 (numpy's and scikit-learn's
+    convention), integer and boolean tensors torch's default floating dtype; a pandas
+    object is converted once (float64), a column that does not hold numbers refused by
+    name; sparse matrices are refused (pass ``.toarray()``).
 
     Parameters
     ----------
@@ -79,21 +203,9 @@ def as_data(
     ...
     ValueError: x must be finite (no NaN or inf); it has 1 non-finite value(s)
     """
-    if isinstance(x, torch.Tensor):
-        t = x
-    elif isinstance(x, (np.ndarray, list, tuple, numbers.Number, np.generic)):
-        arr = np.asarray(x)
-        if arr.dtype == object or arr.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must hold real numbers; got {_describe(arr)}")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
-    else:
-        raise TypeError(f"{name} must be a torch tensor or a numpy array; got {_describe(x)}")
-    if t.is_complex() or not (t.is_floating_point() or t.dtype == torch.bool or _is_int(t)):
-        raise TypeError(f"{name} must hold real numbers; got {_describe(t)}")
+    t = as_array(x, name)
     if dtype is not None:
         t = t.to(dtype)
-    elif not t.is_floating_point():
-        t = t.to(torch.get_default_dtype())
     if device is not None:
         t = t.to(device)
     allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
@@ -101,9 +213,8 @@ def as_data(
         want = " or ".join(f"{d}-D" for d in allowed)
         raise ValueError(f"{name} must be {want}; got {_describe(t)}")
     if t.ndim > 0 and t.shape[0] < min_rows:
-        raise ValueError(
-            f"{name} must have at least {min_rows} observations (rows); got {t.shape[0]}"
-        )
+        rows = "observation (row)" if min_rows == 1 else "observations (rows)"
+        raise ValueError(f"{name} must have at least {min_rows} {rows}; got {t.shape[0]}")
     if t.ndim > 1 and any(s == 0 for s in t.shape[1:]):
         raise ValueError(f"{name} must have at least one column; got {_describe(t)}")
     if t.numel() and bool(torch.isfinite(t.sum())):
@@ -174,6 +285,44 @@ def check_same_length(**arrays: torch.Tensor) -> int:
         given = ", ".join(f"{k} has {n}" for k, n in lengths.items())
         raise ValueError(f"{' and '.join(lengths)} must have the same number of rows; {given}")
     return next(iter(lengths.values()))
+
+
+def check_same_device(**tensors: torch.Tensor) -> torch.device:
+    """Check that all tensors live on one device; return it. The first argument is the
+    reference the message asks the others to move to.
+
+    >>> check_same_device(x=torch.zeros(2), mean=torch.zeros(2))
+    device(type='cpu')
+    """
+    (ref_name, ref), *others = tensors.items()
+    for name, t in others:
+        if t.device != ref.device:
+            raise ValueError(
+                f"{name} is on {t.device} but {ref_name} is on {ref.device}: put them on one "
+                f"device (e.g. {name}.to({ref_name}.device))"
+            )
+    return ref.device
+
+
+def check_like(**tensors: torch.Tensor) -> torch.Tensor:
+    """Check that all tensors share the first one's device and floating dtype (an
+    operation between them would otherwise fail inside torch, or read memory of another
+    device); return the first.
+
+    >>> check_like(x=torch.zeros(2), w=torch.zeros(2, dtype=torch.float64))
+    Traceback (most recent call last):
+    ...
+    ValueError: w has dtype torch.float64 but x has torch.float32: convert one (e.g. w.to(x.dtype))
+    """
+    check_same_device(**tensors)
+    (ref_name, ref), *others = tensors.items()
+    for name, t in others:
+        if t.dtype != ref.dtype:
+            raise ValueError(
+                f"{name} has dtype {t.dtype} but {ref_name} has {ref.dtype}: convert one "
+                f"(e.g. {name}.to({ref_name}.dtype))"
+            )
+    return ref
 
 
 def check_positive(value: object, name: str, *, allow_tensor: bool = True) -> float | torch.Tensor:

@@ -71,6 +71,13 @@ torch's own type promotion does: a module built in the default float32 runs on f
 data, on the data's device. The networks run in their own (the module's) dtype: their
 input is cast to it, their output to the computation dtype.
 
+Data. Every function that takes data converts them once, at the entry
+(:func:`ppl_models._checks.as_data`): torch tensors and numpy arrays, and pandas
+DataFrames and Series (a column that does not hold numbers is refused by name); floating
+data keep their dtype, float16 is computed in float32, integer and boolean numpy data
+become float64 (numpy's and scikit-learn's convention); sparse matrices are refused (pass
+``.toarray()``).
+
 References
 ----------
 P. Baldi, K. Hornik, *Neural networks and principal component analysis: learning from
@@ -396,10 +403,20 @@ def negative_log_likelihood(
     n, d = t.shape
     if sigma is None:
         mse = F.mse_loss(out, t)
+        if not float(mse) > 0:
+            raise ValueError(
+                "output reproduces x exactly: the maximum-likelihood sigma is 0 and the "
+                "likelihood unbounded; pass sigma"
+            )
         return 0.5 * n * d * (torch.log(2 * math.pi * mse) + 1)
     s = torch.as_tensor(check_positive(sigma, "sigma"), dtype=t.dtype, device=t.device)
     if s.ndim > 1 or (s.ndim == 1 and s.shape[0] not in (1, d)):
         raise ValueError(f"sigma must be a scalar or have shape ({d},); got {tuple(s.shape)}")
+    if not bool(((s * s > 0) & torch.isfinite(s * s)).all()):
+        raise ValueError(
+            f"sigma must have a square that {t.dtype} represents (neither 0 nor inf); got "
+            f"{s.tolist()}"
+        )
     col_sse = F.mse_loss(out, t, reduction="none").sum(0)
     return (0.5 * n * torch.log(2 * math.pi * s**2) * torch.ones(d, dtype=t.dtype)).sum() + (
         col_sse / (2 * s**2)
@@ -411,12 +428,24 @@ def decode_mean(decoder: nn.Module, z: object, latent_dim: int, likelihood: str)
     normal likelihood, :math:`\operatorname{sigmoid}(g_\theta(z))` for the Bernoulli one;
     ``z`` of shape (N, latent_dim) is checked and moved to the network's device and dtype.
     No gradient. Shared by :meth:`Autoencoder.decode` and :meth:`ppl_models.vae.VAE.decode`."""
+    if not isinstance(decoder, nn.Module) or next(decoder.parameters(), None) is None:
+        raise TypeError(
+            f"decoder must be a torch network (nn.Module with parameters); got "
+            f"{type(decoder).__name__}"
+        )
+    latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
+    likelihood = check_choice(likelihood, "likelihood", _LIKELIHOODS)
     t = as_data(z, "z", ndim=2, min_rows=1)
     if t.shape[1] != latent_dim:
         raise ValueError(f"z must have {latent_dim} columns (latent_dim); got {t.shape[1]}")
     p = next(decoder.parameters())
     with torch.no_grad():
-        out = decoder(t.to(device=p.device, dtype=p.dtype))
+        try:
+            out = decoder(t.to(device=p.device, dtype=p.dtype))
+        except RuntimeError as err:  # a network that does not take latent_dim inputs
+            raise ValueError(
+                f"decoder cannot decode z of {latent_dim} columns (latent_dim): {err}"
+            ) from None
     return torch.sigmoid(out) if likelihood == "bernoulli" else out
 
 
@@ -448,11 +477,19 @@ def linear_optimum(x: object, latent_dim: int) -> AutoencoderParams:
     0.5
     """
     t = as_data(x, "x", ndim=2, min_rows=2)
-    d = t.shape[1]
+    n, d = t.shape
     m = check_int(latent_dim, "latent_dim", minimum=1, maximum=d - 1)
-    full = pca_fit(t, d)
+    # Beyond min(N, D) the eigenvalues are zero: the leading min(N, D) pairs give J.
+    full = pca_fit(t, min(n, d))
     u = full.components[:, :m]
     j = full.explained_variance[m:].clamp_min(0).sum()
+    if u.shape[1] < m or not float(j) > 4 * d * torch.finfo(torch.float64).eps * float(
+        full.explained_variance[0]
+    ):
+        raise ValueError(
+            f"x has no variance outside its leading {m} directions: the maximum-likelihood "
+            "sigma is 0 and the likelihood unbounded; use a smaller latent_dim"
+        )
     return AutoencoderParams(
         (u.T.clone(),),
         (-(u.T @ full.mean),),

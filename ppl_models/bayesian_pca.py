@@ -97,6 +97,13 @@ torch's own type promotion does: a module built in the default float32 runs on f
 data, with its ARD priors built in that dtype and on the data's device (float64 data give
 float64 prior draws and NUTS samples).
 
+Data. Every function that takes data converts them once, at the entry
+(:func:`ppl_models._checks.as_data`): torch tensors and numpy arrays, and pandas
+DataFrames and Series (a column that does not hold numbers is refused by name); floating
+data keep their dtype, float16 is computed in float32, integer and boolean numpy data
+become float64 (numpy's and scikit-learn's convention); sparse matrices are refused (pass
+``.toarray()``).
+
 References
 ----------
 C. M. Bishop, *Bayesian PCA*, NIPS 11 (1999). C. M. Bishop, *Pattern Recognition and
@@ -107,7 +114,7 @@ Machine Learning* (PRML), section 12.2.3 and Fig. 12.14. M. E. Tipping and C. M.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import pyro
@@ -118,8 +125,15 @@ from pyro.infer.autoguide import AutoDelta, AutoLowRankMultivariateNormal, AutoN
 from pyro.infer.autoguide.initialization import init_to_feasible
 from pyro.nn import PyroModule, PyroSample
 
-from ._checks import as_data, check_choice, check_int, check_positive, promoted_like
-from .inference import data_plate, pyro_method
+from ._checks import (
+    as_array,
+    as_data,
+    check_choice,
+    check_int,
+    check_positive,
+    promoted_like,
+)
+from .inference import ClosedFormPotential, data_plate, pyro_method
 from .inference.plates import local_params
 from .ppca import PPCAParams
 
@@ -179,6 +193,34 @@ def _gaussian_loglik(s: torch.Tensor, c: torch.Tensor, n: int) -> torch.Tensor:
     return -0.5 * n * (d * math.log(2 * math.pi) + logdet + trace)
 
 
+def _loadings(W: object, name: str, *, batched: bool = False) -> torch.Tensor:
+    """A finite floating ``(D, M)`` matrix (``(..., D, M)`` when ``batched``)."""
+    t = as_array(W, name)
+    if t.ndim < 2 or (not batched and t.ndim != 2):
+        want = "(..., D, M)" if batched else "(D, M)"
+        raise ValueError(f"{name} must be a matrix of shape {want}; got shape {tuple(t.shape)}")
+    if t.shape[-1] == 0 or t.shape[-2] == 0:
+        raise ValueError(f"{name} must have at least one row and column; got {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return t
+
+
+def _precisions(alpha: object, name: str) -> torch.Tensor:
+    """ARD precisions, ``(..., M)``: positive, ``inf`` allowed (a switched-off column)."""
+    t = as_array(alpha, name)
+    if t.ndim == 0 or t.shape[-1] == 0 or t.numel() == 0:
+        raise ValueError(
+            f"{name} must hold one precision per column (..., M); got {tuple(t.shape)}"
+        )
+    if not bool((t > 0).all()):  # NaN fails too
+        raise ValueError(
+            f"{name} must be positive (inf for a switched-off column), never NaN; got "
+            f"{t.flatten()[~(t.flatten() > 0)][0].item()!r}"
+        )
+    return t
+
+
 def model_covariance(W: torch.Tensor, sigma2: torch.Tensor | float) -> torch.Tensor:
     r""":math:`C = W W^\top + \sigma^2 I`, batched over leading dimensions of ``W``.
 
@@ -197,10 +239,29 @@ def model_covariance(W: torch.Tensor, sigma2: torch.Tensor | float) -> torch.Ten
     tensor([[1.5000, 1.0000],
             [1.0000, 1.5000]])
     """
-    W = torch.as_tensor(W)
-    s2 = torch.as_tensor(sigma2, dtype=W.dtype, device=W.device)
+    W = _loadings(W, "W", batched=True)
+    s2 = as_array(sigma2, "sigma2").to(dtype=W.dtype, device=W.device)
+    if not bool(((s2 > 0) & torch.isfinite(s2)).all()):
+        raise ValueError("sigma2 must be positive and finite (a noise variance)")
+    try:
+        torch.broadcast_shapes(s2.shape, W.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"sigma2 must have the batch shape of W ({tuple(W.shape[:-2])}) or be a number; "
+            f"got shape {tuple(s2.shape)}"
+        ) from None
+    c = _model_covariance(W, s2)
+    if not bool(torch.isfinite(c).all()):
+        raise ValueError(
+            f"W W^T + sigma2 I overflows {W.dtype}: W or sigma2 is too large; rescale them "
+            "(or pass float64)"
+        )
+    return c
+
+
+def _model_covariance(W: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
     eye = torch.eye(W.shape[-2], dtype=W.dtype, device=W.device)
-    return W @ W.transpose(-1, -2) + s2[..., None, None] * eye
+    return W @ W.transpose(-1, -2) + torch.as_tensor(s2, dtype=W.dtype)[..., None, None] * eye
 
 
 def effective_dim_point(
@@ -229,9 +290,16 @@ def effective_dim_point(
     >>> effective_dim_point(W, 2.0 / (W**2).sum(0))
     2
     """
-    norms = torch.linalg.vector_norm(torch.as_tensor(W), dim=-2)
-    alpha = torch.as_tensor(alpha)
-    off = (norms < norm_ratio * norms.max()) & (alpha > alpha_ratio * alpha.min())
+    W = _loadings(W, "W")
+    alpha = _precisions(alpha, "alpha")
+    if alpha.shape != (W.shape[1],):
+        raise ValueError(
+            f"alpha must have shape ({W.shape[1]},) (one per column of W); got {tuple(alpha.shape)}"
+        )
+    norm_ratio = check_positive(norm_ratio, "norm_ratio", allow_tensor=False)
+    alpha_ratio = check_positive(alpha_ratio, "alpha_ratio", allow_tensor=False)
+    norms = torch.linalg.vector_norm(W, dim=-2)
+    off = (norms < norm_ratio * norms.max()) & (alpha.to(norms) > alpha_ratio * alpha.min())
     return int((~off).sum())
 
 
@@ -258,7 +326,9 @@ def effective_dim_median(W_median: torch.Tensor, norm_ratio: float = 0.05) -> in
     >>> effective_dim_median(torch.tensor([[1.0, 0.02], [0.0, 0.01]]))
     1
     """
-    norms = torch.linalg.vector_norm(torch.as_tensor(W_median), dim=-2)
+    W_median = _loadings(W_median, "W_median")
+    norm_ratio = check_positive(norm_ratio, "norm_ratio", allow_tensor=False)
+    norms = torch.linalg.vector_norm(W_median, dim=-2)
     return int((norms >= norm_ratio * norms.max()).sum())
 
 
@@ -287,7 +357,10 @@ def effective_dim_alpha(alpha_draws: torch.Tensor, gap: float = 2.0) -> int:
     >>> effective_dim_alpha(torch.tensor([[10.0, 500.0, 12.0], [900.0, 11.0, 13.0]]))
     2
     """
-    a = torch.as_tensor(alpha_draws)
+    a = _precisions(alpha_draws, "alpha_draws")
+    gap = check_positive(gap, "gap", allow_tensor=False)
+    if gap <= 1:
+        raise ValueError(f"gap must be above 1 (a ratio between sorted precisions); got {gap!r}")
     m = a.shape[-1]
     mean = a.reshape(-1, m).sort(-1).values.mean(0)
     if m == 1:
@@ -320,13 +393,32 @@ def rotation_free(samples: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor
     >>> r["alpha_sorted"].tolist(), r["norm_sorted"].tolist()
     ([[1.0, 4.0]], [[2.0, 1.0]])
     """
-    W = torch.as_tensor(samples["W"])
+    if not isinstance(samples, Mapping):
+        raise TypeError(
+            f"samples must be a dict of draws (W, alpha, sigma); got {type(samples).__name__}"
+        )
+    missing = [k for k in ("W", "alpha") if k not in samples]
+    if missing:
+        raise ValueError(f"samples must hold draws of {missing}; it has {list(samples)}")
+    W = _loadings(samples["W"], "samples['W']", batched=True)
+    alpha = _precisions(samples["alpha"], "samples['alpha']")
+    if alpha.shape[-1] != W.shape[-1] or alpha.shape[:-1] != W.shape[:-2]:
+        raise ValueError(
+            f"samples['alpha'] must have shape {(*W.shape[:-2], W.shape[-1])} (the draws of W "
+            f"and one per column); got {tuple(alpha.shape)}"
+        )
     out = {
-        "alpha_sorted": torch.as_tensor(samples["alpha"]).sort(-1).values,
+        "alpha_sorted": alpha.sort(-1).values,
         "norm_sorted": torch.linalg.vector_norm(W, dim=-2).sort(-1, descending=True).values,
     }
     if "sigma" in samples:
-        out["C"] = model_covariance(W, torch.as_tensor(samples["sigma"]) ** 2)
+        sigma = as_array(samples["sigma"], "samples['sigma']")
+        if not bool(((sigma > 0) & torch.isfinite(sigma)).all()):
+            raise ValueError("samples['sigma'] must be positive and finite")
+        try:
+            out["C"] = model_covariance(W, sigma.to(W) ** 2)
+        except ValueError as err:
+            raise ValueError(f"samples['sigma']: {err}") from None
     return out
 
 
@@ -425,7 +517,7 @@ def ard_em(
     alpha = d / (W * W).sum(0)
     k = m  # the active columns are W[:, :k]; switched-off ones are zero and last
     eye_d = torch.eye(d, dtype=dtype, device=device)
-    c_old = model_covariance(W, sigma2)
+    c_old = _model_covariance(W, sigma2)
     alphas, lls = [], []
     converged = False
     for _ in range(max_iter):
@@ -486,56 +578,44 @@ class _MarginalStats(NamedTuple):
     mu_scale: float
 
 
-class _MarginalPotential(torch.autograd.Function):
-    r""":math:`U(W, \mu, u_\alpha, u_\sigma)` of :meth:`BayesianPCA.nuts_potential`; the
-    forward pass computes the gradient too (closed form), and the backward pass scales it."""
-
-    @staticmethod
-    def forward(
-        ctx: Any,
-        W: torch.Tensor,
-        mu: torch.Tensor,
-        u_alpha: torch.Tensor,
-        u_sigma: torch.Tensor,
-        st: _MarginalStats,
-    ) -> torch.Tensor:
-        n, d = st.n, st.d
-        alpha, s2 = u_alpha.exp(), (2 * u_sigma).exp()
-        C = W @ W.T + s2 * torch.eye(d, dtype=W.dtype, device=W.device)
-        L, info = torch.linalg.cholesky_ex(C)
-        if int(info) != 0:
-            # C lost its positive definiteness to rounding (sigma^2 underflowed beside a
-            # rank-deficient W W^T, far out on a diverging trajectory): infinite energy,
-            # which NUTS treats as a divergence, as it does Pyro's own failure there.
-            ctx.save_for_backward(*(torch.zeros_like(t) for t in (W, mu, u_alpha, u_sigma)))
-            return W.new_tensor(math.inf)
-        c_inv = torch.cholesky_inverse(L)
-        r = st.xbar - mu
-        A = c_inv @ (st.s + torch.outer(r, r))  # C^-1 S_mu
-        loglik = -0.5 * n * (d * _LOG_2PI + 2 * L.diagonal().log().sum() + A.diagonal().sum())
-        G = -0.5 * n * (c_inv - A @ c_inv)
-        norms2 = (W * W).sum(0)
-        a, b, ss2, ms2 = st.a, st.b, st.sigma_scale**2, st.mu_scale**2
-        log_prior = (
-            ((a + 0.5 * d) * u_alpha - alpha * (b + 0.5 * norms2)).sum()
-            + st.m * (a * math.log(b) - math.lgamma(a) - 0.5 * d * _LOG_2PI)
-            + u_sigma
-            - torch.log1p(s2 / ss2)
-            + math.log(2 / (math.pi * st.sigma_scale))
-            - 0.5 * (mu * mu).sum() / ms2
-            - d * (math.log(st.mu_scale) + 0.5 * _LOG_2PI)
-        )
-        ctx.save_for_backward(
-            W * alpha - 2 * G @ W,
-            mu / ms2 - n * (c_inv @ r),
-            alpha * (b + 0.5 * norms2) - (a + 0.5 * d),
-            2 * s2 / (ss2 + s2) - 1 - 2 * s2 * G.diagonal().sum(),
-        )
-        return -(loglik + log_prior)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        return (*(grad * g for g in ctx.saved_tensors), None)
+def _marginal_potential(
+    z: dict[str, torch.Tensor], st: _MarginalStats
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    r""":math:`U(W, \mu, u_\alpha, u_\sigma)` of :meth:`BayesianPCA.nuts_potential` and its
+    gradient in closed form."""
+    W, mu, u_alpha, u_sigma = z["W"], z["mu"], z["alpha"], z["sigma"]
+    n, d = st.n, st.d
+    alpha, s2 = u_alpha.exp(), (2 * u_sigma).exp()
+    C = W @ W.T + s2 * torch.eye(d, dtype=W.dtype, device=W.device)
+    L, info = torch.linalg.cholesky_ex(C)
+    if int(info) != 0:
+        # C lost its positive definiteness to rounding (sigma^2 underflowed beside a
+        # rank-deficient W W^T, far out on a diverging trajectory): infinite energy, which
+        # NUTS treats as a divergence, as it does Pyro's own failure there.
+        return W.new_tensor(math.inf), {k: torch.zeros_like(v) for k, v in z.items()}
+    c_inv = torch.cholesky_inverse(L)
+    r = st.xbar - mu
+    A = c_inv @ (st.s + torch.outer(r, r))  # C^-1 S_mu
+    loglik = -0.5 * n * (d * _LOG_2PI + 2 * L.diagonal().log().sum() + A.diagonal().sum())
+    G = -0.5 * n * (c_inv - A @ c_inv)
+    norms2 = (W * W).sum(0)
+    a, b, ss2, ms2 = st.a, st.b, st.sigma_scale**2, st.mu_scale**2
+    log_prior = (
+        ((a + 0.5 * d) * u_alpha - alpha * (b + 0.5 * norms2)).sum()
+        + st.m * (a * math.log(b) - math.lgamma(a) - 0.5 * d * _LOG_2PI)
+        + u_sigma
+        - torch.log1p(s2 / ss2)
+        + math.log(2 / (math.pi * st.sigma_scale))
+        - 0.5 * (mu * mu).sum() / ms2
+        - d * (math.log(st.mu_scale) + 0.5 * _LOG_2PI)
+    )
+    grads = {
+        "W": W * alpha - 2 * G @ W,
+        "mu": mu / ms2 - n * (c_inv @ r),
+        "alpha": alpha * (b + 0.5 * norms2) - (a + 0.5 * d),
+        "sigma": 2 * s2 / (ss2 + s2) - 1 - 2 * s2 * G.diagonal().sum(),
+    }
+    return -(loglik + log_prior), grads
 
 
 _GUIDES = ("delta", "normal", "lowrank")
@@ -783,9 +863,7 @@ class BayesianPCA(PyroModule):
         """The autoguide chosen by ``guide=`` at construction (see the class docstring)."""
         return self.autoguide(x, n)
 
-    def nuts_potential(
-        self, x: torch.Tensor
-    ) -> Callable[[dict[str, torch.Tensor]], torch.Tensor] | None:
+    def nuts_potential(self, x: torch.Tensor) -> ClosedFormPotential | None:
         r"""The potential energy of the marginal form for NUTS, from the sufficient
         statistics, with its gradient in closed form (``None`` for the latent form or the
         non-centred parametrisation).
@@ -838,10 +916,7 @@ class BayesianPCA(PyroModule):
             mu_scale=float(self.mu_scale),
         )
 
-        def potential(z: dict[str, torch.Tensor]) -> torch.Tensor:
-            return _MarginalPotential.apply(z["W"], z["mu"], z["alpha"], z["sigma"], stats)
-
-        return potential
+        return ClosedFormPotential(lambda z: _marginal_potential(z, stats))
 
     # -- reading the fit --------------------------------------------------------------
 

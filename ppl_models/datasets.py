@@ -16,6 +16,15 @@ import torch
 __all__: list[str] = []
 
 
+def _check_path(path: object, name: str) -> Path:
+    """``path`` (a str or ``os.PathLike``) as a ``Path``."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"{name} must be a file path (str or os.PathLike); got {type(path).__name__}"
+        )
+    return Path(path)
+
+
 def _rng(seed: int | None) -> np.random.Generator:
     return np.random.default_rng(seed)
 
@@ -177,7 +186,7 @@ def load_mnist(
         raise TypeError(f"dtype must be a floating torch dtype; got {dtype!r}")
     if n is not None:
         n = check_int(n, "n", minimum=1)
-    folder = Path(path)
+    folder = _check_path(path, "path")
     if not folder.is_dir():
         raise FileNotFoundError(f"path {str(folder)!r} is not a folder; {_MNIST_SOURCE}")
     image_stem, label_stem = _MNIST_FILES[kind]
@@ -222,12 +231,21 @@ class NpyChunks:
     """
 
     def __init__(self, path: str | os.PathLike[str], chunk_rows: int = 1000, dtype=None):
-        self.path = Path(path)
+        self.path = _check_path(path, "path")
         if not self.path.is_file():
             raise ValueError(f"path: no such file: {self.path}")
         if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
             raise ValueError(f"chunk_rows must be a positive int; got {chunk_rows!r}")
-        arr = np.load(self.path, mmap_mode="r")
+        if dtype is not None and (
+            not isinstance(dtype, torch.dtype) or not dtype.is_floating_point
+        ):
+            raise TypeError(f"dtype must be a floating torch dtype or None; got {dtype!r}")
+        try:
+            arr = np.load(self.path, mmap_mode="r")
+        except (ValueError, OSError, EOFError) as err:
+            raise ValueError(
+                f"path: {str(self.path)!r} is not a readable .npy file ({err})"
+            ) from None
         if arr.ndim != 2:
             raise ValueError(f"path: expected a 2-D array (N, D); got shape {arr.shape}")
         if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):

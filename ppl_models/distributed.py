@@ -79,8 +79,8 @@ from tqdm.auto import tqdm
 
 from ._checks import as_data, check_int, check_positive
 from .inference.checkpoint import atomic_save, check_checkpoint_path, load_checkpoint
-from .inference.loop import FitResult
-from .inference.losses import LossPath, ShortcutError, make_elbo, recheck_due
+from .inference.loop import FitResult, resolve_model
+from .inference.losses import LossPath, ShortcutError, empty_guide, make_elbo, recheck_due
 from .inference.plates import local_params, minibatch
 from .inference.step import FitError, Stepper, make_optimizer, unique_params
 from .pca import Moments, PCAParams, _fix_signs, _top_eigh, is_stream, moments
@@ -209,8 +209,12 @@ class ELBOLoss(nn.Module):
         **model_kwargs: Any,
     ):
         super().__init__()
+        model, guide, owner = resolve_model(module, guide)
+        if guide is None:
+            # Maximum likelihood needs no guide; a model with latent sites does (its ELBO
+            # refuses the empty guide at the first evaluation).
+            guide = empty_guide
         self.module = module
-        guide = module.guide if guide is None else guide
         if isinstance(guide, nn.Module) and guide is not module:
             self.guide_module = guide
         # Plain attributes: registering the guide again would list its parameters twice.
@@ -222,7 +226,7 @@ class ELBOLoss(nn.Module):
                 "needs (DistributedDataParallel back-propagates it); use Trace_ELBO or "
                 "TraceMeanField_ELBO"
             )
-        object.__setattr__(self, "_loss", LossPath(module.model, guide, module, elbo, model_kwargs))
+        object.__setattr__(self, "_loss", LossPath(model, guide, owner, elbo, model_kwargs))
         self.model_kwargs = model_kwargs
 
     @property
@@ -283,11 +287,6 @@ def _check_rows(x: object) -> torch.Tensor | np.ndarray:
         if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
             raise TypeError(f"x must hold real numbers; got dtype {x.dtype}")
         return x
-    if not isinstance(x, (torch.Tensor, np.ndarray)):
-        raise TypeError(
-            f"x must be a torch tensor or a numpy array (a memory map for large data); got "
-            f"{type(x).__name__}"
-        )
     return as_data(x, "x", ndim=2, min_rows=1, allow_nan=True)
 
 
@@ -442,7 +441,7 @@ def fit_distributed(
             "optimizer='lbfgs' is not supported by fit_distributed (its line search needs "
             "the same loss on every process); use 'adam', or fit_svi in one process"
         )
-    guide = module.guide if guide is None else guide
+    guide = resolve_model(module, guide)[1]  # a TypeError for anything but a Pyro model
     x = _check_rows(x)
     n = int(x.shape[0])
     validate = getattr(module, "validate_data", None)
@@ -489,7 +488,8 @@ def fit_distributed(
         device = x.device
     else:
         device = torch.device("cpu")
-    module.to(device=device, dtype=dtype)
+    if isinstance(module, nn.Module):
+        module.to(device=device, dtype=dtype)
     if isinstance(guide, nn.Module):
         guide.to(device=device, dtype=dtype)
 
@@ -553,7 +553,8 @@ def fit_distributed(
                 "(the batches after the resume would not continue the run)"
             )
         try:
-            module.load_state_dict(state["module"])
+            if isinstance(module, nn.Module) and state.get("module") is not None:
+                module.load_state_dict(state["module"])
             if isinstance(guide, nn.Module) and state.get("guide") is not None:
                 guide.load_state_dict(state["guide"])
         except RuntimeError as err:
@@ -585,7 +586,7 @@ def fit_distributed(
     def save(step: int, epoch: int) -> None:
         atomic_save(
             {
-                "module": module.state_dict(),
+                "module": module.state_dict() if isinstance(module, nn.Module) else None,
                 "guide": guide.state_dict() if isinstance(guide, nn.Module) else None,
                 "optimizer": optim.state_dict(),
                 "step": step,
@@ -731,7 +732,12 @@ def _local_moments(x: object) -> tuple[Moments, torch.dtype, int]:
     x64 = t.to(torch.float64)
     mean = x64.mean(0)
     c = x64 - mean
-    return Moments(t.shape[0], mean, c.T @ c), t.dtype, d
+    scatter = c.T @ c
+    if not (bool(torch.isfinite(mean).all()) and bool(torch.isfinite(scatter).all())):
+        raise ValueError(
+            "x_shard's values are too large: their squares overflow float64; rescale the data"
+        )
+    return Moments(t.shape[0], mean, scatter), t.dtype, d
 
 
 def distributed_moments(x_shard: object) -> tuple[Moments, torch.dtype]:
@@ -923,6 +929,9 @@ def train(
     """
     if topic not in TRAIN_TOPICS:
         raise ValueError(f"topic must be one of {TRAIN_TOPICS}; got {topic!r}")
+    for value, name in ((data, "data"), (out, "out")):
+        if not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"{name} must be a file path; got {type(value).__name__}")
     path = Path(data)
     if not path.is_file():
         raise ValueError(f"data: no such file: {path}")

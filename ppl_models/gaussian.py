@@ -82,6 +82,13 @@ data, with its priors built in that dtype and on the data's device (float64 data
 float64 prior draws and NUTS samples); priors made of plain floats work too, their draws
 cast to that dtype.
 
+Data. Every function that takes data converts them once, at the entry
+(:func:`ppl_models._checks.as_data`): torch tensors and numpy arrays, and pandas
+DataFrames and Series (a column that does not hold numbers is refused by name); floating
+data keep their dtype, float16 is computed in float32, integer and boolean numpy data
+become float64 (numpy's and scikit-learn's convention); sparse matrices are refused (pass
+``.toarray()``).
+
 References
 ----------
 C. M. Bishop, *Pattern Recognition and Machine Learning* (PRML), sections 1.2.4, 2.3.4,
@@ -95,6 +102,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import torch
@@ -103,6 +111,7 @@ from pyro.nn import PyroModule, PyroParam, PyroSample
 
 from ._checks import as_data, check_int, check_positive, promoted_like
 from .inference import data_plate, iid, pyro_method
+from .inference.potentials import ClosedFormPotential
 
 __all__ = [
     "BayesianGaussian",
@@ -148,8 +157,12 @@ def mle(x: object) -> GaussianParams:
     loc = x.mean(0)
     xc = x - loc
     if x.ndim == 1:
-        return GaussianParams(loc, (xc * xc).mean())
-    return GaussianParams(loc, xc.T @ xc / x.shape[0])
+        out = GaussianParams(loc, (xc * xc).mean())
+    else:
+        out = GaussianParams(loc, xc.T @ xc / x.shape[0])
+    if not all(bool(torch.isfinite(v).all()) for v in out):
+        raise ValueError(f"x's values overflow {x.dtype} in the covariance: rescale x")
+    return out
 
 
 class Gaussian(PyroModule):
@@ -246,6 +259,16 @@ class NormalGammaParams(NamedTuple):
     b: torch.Tensor
 
 
+def _exact_tensor(value: object) -> torch.Tensor:
+    """A tensor of ``value``; Python and numpy numbers in float64 (torch's default float32
+    would turn 1e300 into inf before any check could see it)."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (float, np.floating)):
+        return torch.tensor(float(value), dtype=torch.float64)
+    return torch.as_tensor(value)
+
+
 def _as_normal_gamma(p: object, name: str, dtype: torch.dtype | None = None) -> NormalGammaParams:
     """Check a Normal-Gamma parameter set (finite ``mu``; positive ``kappa``, ``a``, ``b``)."""
     if not isinstance(p, tuple) or len(p) != 4:
@@ -254,6 +277,7 @@ def _as_normal_gamma(p: object, name: str, dtype: torch.dtype | None = None) -> 
         )
     p = NormalGammaParams(*p)
     fields = {}
+    carried: list[torch.dtype] = []
     for field, value in zip(NormalGammaParams._fields, p, strict=True):
         label = f"{name}.{field}"
         if isinstance(value, bool):
@@ -263,25 +287,41 @@ def _as_normal_gamma(p: object, name: str, dtype: torch.dtype | None = None) -> 
                 value, "__float__"
             ):
                 raise TypeError(f"{label} must be a real number; got {type(value).__name__}")
-            t = torch.as_tensor(value)
+            t = _exact_tensor(value)
             if t.ndim == 0 and not bool(torch.isfinite(t)):
                 raise ValueError(f"{label} must be finite; got {t.item()!r}")
         else:
-            t = torch.as_tensor(check_positive(value, label))
+            t = _exact_tensor(check_positive(value, label))
         if t.ndim != 0:
             raise ValueError(f"{label} must be a scalar; got shape {tuple(t.shape)}")
         if t.is_complex():
             raise TypeError(f"{label} must be a real number; got {t.dtype}")
-        if dtype is not None:
-            t = t.to(dtype)
-        elif not t.is_floating_point():
-            t = t.to(torch.get_default_dtype())
+        if t.is_floating_point() and isinstance(value, torch.Tensor):
+            carried.append(t.dtype)  # a tensor's dtype counts; a plain number's does not
         fields[field] = t
-    common = dtype or torch.promote_types(
-        torch.promote_types(fields["mu"].dtype, fields["kappa"].dtype),
-        torch.promote_types(fields["a"].dtype, fields["b"].dtype),
-    )
-    return NormalGammaParams(**{k: v.to(common) for k, v in fields.items()})
+    common = dtype
+    if common is None:
+        common = torch.get_default_dtype()
+        if carried:
+            common = carried[0]
+            for other in carried[1:]:
+                common = torch.promote_types(common, other)
+    out = {}
+    for field, t in fields.items():
+        out[field] = t.to(common)
+        if field != "mu" and not float(out[field]) > 0:
+            raise ValueError(
+                f"{name}.{field} = {float(t):g} underflows to 0 in {common}"
+                + (" (the dtype of the data)" if dtype is not None else "")
+                + ": pass float64 data (or a float64 prior) or a larger value"
+            )
+        if not bool(torch.isfinite(out[field])):
+            raise ValueError(
+                f"{name}.{field} = {float(t):g} overflows {common}"
+                + (" (the dtype of the data)" if dtype is not None else "")
+                + ": pass float64 data (or a float64 prior) or a smaller value"
+            )
+    return NormalGammaParams(**out)
 
 
 def normal_gamma_posterior(x: object, prior: NormalGammaParams) -> NormalGammaParams:
@@ -325,10 +365,26 @@ def normal_gamma_posterior(x: object, prior: NormalGammaParams) -> NormalGammaPa
     xbar = x.mean()
     ss = ((x - xbar) ** 2).sum()
     kappa_n = kappa0 + n
-    mu_n = (kappa0 * mu0 + n * xbar) / kappa_n
+    # Written with the weights kappa0 / kappa_n and n / kappa_n, both in [0, 1]: the
+    # textbook (kappa0 mu0 + n xbar) / kappa_n and kappa0 n / kappa_n overflow to
+    # inf / inf = NaN for an extreme but finite prior (kappa0 = 1e300); the convex
+    # combination neither overflows nor cancels more than the value itself does.
+    shrink = n / kappa_n
+    mu_n = (kappa0 / kappa_n) * mu0 + shrink * xbar
     a_n = a0 + n / 2
-    b_n = b0 + ss / 2 + kappa0 * n * (xbar - mu0) ** 2 / (2 * kappa_n)
-    return NormalGammaParams(mu_n, kappa_n, a_n, b_n)
+    b_n = b0 + ss / 2 + kappa0 * shrink * (xbar - mu0) ** 2 / 2
+    post = NormalGammaParams(mu_n, kappa_n, a_n, b_n)
+    _check_finite(post, "the posterior")
+    return post
+
+
+def _check_finite(values: tuple, what: str) -> None:
+    """An extreme but finite prior can still overflow the data's dtype in the update."""
+    if not all(bool(torch.isfinite(torch.as_tensor(v)).all()) for v in values):
+        raise ValueError(
+            f"{what} overflows with this prior and x (e.g. (x - prior.mu)^2 or lgamma(prior.a) "
+            "beyond the dtype's range): pass float64 data or a less extreme prior"
+        )
 
 
 def log_evidence(x: object, prior: NormalGammaParams) -> torch.Tensor:
@@ -363,7 +419,7 @@ def log_evidence(x: object, prior: NormalGammaParams) -> torch.Tensor:
     x = as_data(x, "x", ndim=1, min_rows=1)
     p0 = _as_normal_gamma(prior, "prior", dtype=x.dtype)
     pn = normal_gamma_posterior(x, p0)
-    return (
+    value = (
         torch.lgamma(pn.a)
         - torch.lgamma(p0.a)
         + p0.a * torch.log(p0.b)
@@ -371,6 +427,8 @@ def log_evidence(x: object, prior: NormalGammaParams) -> torch.Tensor:
         + 0.5 * (torch.log(p0.kappa) - torch.log(pn.kappa))
         - 0.5 * x.shape[0] * math.log(2 * math.pi)
     )
+    _check_finite((value,), "the log evidence")
+    return value
 
 
 def posterior_predictive(posterior: NormalGammaParams) -> dist.StudentT:
@@ -545,6 +603,47 @@ class BayesianGaussian(PyroModule):
         lam = pyro.sample("lambda", dist.Gamma(self.a_q.to(like), self.b_q.to(like)))
         kappa = self.kappa_q.to(like)
         pyro.sample("mu", dist.Normal(self.mu_q.to(like), torch.rsqrt(kappa * lam)))
+
+    def nuts_potential(self, x: torch.Tensor) -> ClosedFormPotential:
+        r"""The potential energy for NUTS with its gradient in closed form, from
+        :math:`N`, :math:`ar x` and :math:`S = \sum_n (x_n - ar x)^2`. In Pyro's
+        unconstrained coordinates :math:`(u, \mu)`, :math:`u = \ln\lambda`, with
+        :math:`Q = S + N(ar x - \mu)^2` and :math:`d = \mu - \mu_0`,
+
+        .. math::
+
+            U = -\Big[a_0\ln b_0 - \ln\Gamma(a_0) + a_0 u - b_0\lambda
+                + 	frac12\ln	frac{\kappa_0\lambda}{2\pi} - 	frac{\kappa_0\lambda}{2} d^2
+                + 	frac N2 \ln	frac{\lambda}{2\pi} - 	frac\lambda2 Q\Big]
+
+        (:math:`a_0 u`: the Gamma density's :math:`(a_0 - 1)\ln\lambda` plus the
+        log-Jacobian :math:`u`), so :math:`\partial U/\partial\mu = \lambda[\kappa_0 d -
+        N(ar x - \mu)]` and :math:`\partial U/\partial u = \lambda(b_0 + \kappa_0 d^2/2 +
+        Q/2) - a_0 - (N + 1)/2`. :func:`~ppl_models.inference.run_nuts` uses it only where
+        it equals Pyro's potential and gradient.
+        """
+        like = promoted_like(self, x)
+        x = x.to(like)
+        n = x.shape[0]
+        mean = x.mean()
+        ss = ((x - mean) ** 2).sum()
+        mu0, kappa0, a0, b0 = (p.to(like) for p in (self.mu0, self.kappa0, self.a0, self.b0))
+        log_2pi = math.log(2 * math.pi)
+        const = a0 * b0.log() - torch.lgamma(a0) + 0.5 * kappa0.log() - 0.5 * (n + 1) * log_2pi
+
+        def value_and_grad(z: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+            u, mu = z["lambda"], z["mu"]
+            lam = u.exp()
+            d, r = mu - mu0, mean - mu
+            q = ss + n * r * r
+            lp = const + (a0 + 0.5 * (n + 1)) * u - lam * (b0 + 0.5 * kappa0 * d * d + 0.5 * q)
+            grads = {
+                "lambda": lam * (b0 + 0.5 * kappa0 * d * d + 0.5 * q) - a0 - 0.5 * (n + 1),
+                "mu": lam * (kappa0 * d - n * r),
+            }
+            return -lp, grads
+
+        return ClosedFormPotential(value_and_grad)
 
     def params(self) -> NormalGammaParams:
         """The guide's current Normal-Gamma :math:`q` (detached)."""

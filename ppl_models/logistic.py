@@ -66,6 +66,13 @@ data, with its priors built in that dtype and on the data's device (float64 data
 float64 prior draws and NUTS samples); priors made of plain floats work too, their draws
 cast to that dtype.
 
+Data. Every function that takes data converts them once, at the entry
+(:func:`ppl_models._checks.as_data`): torch tensors and numpy arrays, and pandas
+DataFrames and Series (a column that does not hold numbers is refused by name); floating
+data keep their dtype, float16 is computed in float32, integer and boolean numpy data
+become float64 (numpy's and scikit-learn's convention); sparse matrices are refused (pass
+``.toarray()``).
+
 References
 ----------
 C. M. Bishop, *Pattern Recognition and Machine Learning* (PRML), sections 4.3.2-4.3.4,
@@ -89,6 +96,7 @@ from pyro.nn import PyroModule, PyroParam, PyroSample
 
 from ._checks import as_data, as_design, check_int, check_positive, promoted_like
 from .inference import data_plate, pyro_method
+from .inference.potentials import ClosedFormPotential
 
 __all__ = [
     "LaplaceApproximation",
@@ -341,8 +349,8 @@ def irls(
     Raises
     ------
     ValueError
-        On non-binary or non-finite targets, mismatched lengths, fewer than 2 rows, or
-        linearly dependent columns of ``phi``.
+        On non-binary or non-finite targets, mismatched lengths, fewer than 2 rows,
+        linearly dependent columns of ``phi``, or (without a prior) targets of one class.
 
     References
     ----------
@@ -361,6 +369,12 @@ def irls(
     alpha = 0.0
     if prior_precision is not None:
         alpha = float(check_positive(prior_precision, "prior_precision", allow_tensor=False))
+    elif bool((t == t[0]).all()):
+        raise ValueError(
+            f"t has a single class (every target is {int(t[0])}): the likelihood rises without "
+            "bound as the bias grows, so no maximum-likelihood estimate exists; give targets "
+            "of both classes, or a prior (prior_precision) for the MAP"
+        )
     tol = float(check_positive(tol, "tol", allow_tensor=False))
     max_iter = check_int(max_iter, "max_iter", minimum=1)
 
@@ -470,8 +484,48 @@ def laplace(phi: object, t: object, prior_precision: float) -> LaplaceApproximat
     phi, t = _check_xy(phi, t)
     alpha = float(check_positive(prior_precision, "prior_precision", allow_tensor=False))
     w = irls(phi, t, prior_precision=alpha).w
-    chol = _newton_system(phi.T.contiguous(), torch.sigmoid(phi @ w), alpha)
-    return LaplaceApproximation(w, torch.cholesky_inverse(chol))
+    try:
+        # No jitter: alpha I makes the matrix positive definite; where rounding says it is
+        # not, the jitter, not the prior, would set the covariance.
+        chol = _newton_system(phi.T.contiguous(), torch.sigmoid(phi @ w), alpha, rescue=False)
+    except ValueError:
+        raise ValueError(
+            f"prior_precision = {alpha:g} is below the rounding level of the Hessian "
+            f"Phi^T R Phi in {phi.dtype}: the posterior covariance cannot be computed; use a "
+            "larger prior_precision"
+        ) from None
+    cov = torch.cholesky_inverse(chol)
+    _warn_if_not_gaussian(phi, w, cov, alpha)
+    return LaplaceApproximation(w, cov)
+
+
+def _warn_if_not_gaussian(phi: torch.Tensor, w: torch.Tensor, cov: torch.Tensor, alpha: float):
+    """The Laplace approximation holds where the log posterior is close to quadratic over
+    the posterior's width. Along the widest direction v (sd s), compare the curvature
+    v^T (Phi^T R Phi + alpha I) v at w_MAP with that at w_MAP +- s v: more than a factor
+    2 apart (separable data and a vague prior: the likelihood is flat on one side, the
+    covariance grows like 1 / alpha) and the Gaussian misrepresents the posterior."""
+    evals, evecs = torch.linalg.eigh(cov)
+    v, sd = evecs[:, -1], float(evals[-1].clamp_min(0).sqrt())
+    proj = phi @ v
+
+    def curvature(point: torch.Tensor) -> float:
+        y = torch.sigmoid(phi @ point)
+        return float((y * (1 - y) * proj * proj).sum()) + alpha
+
+    at = curvature(w)
+    ratios = [curvature(w + sign * sd * v) / at for sign in (1.0, -1.0)]
+    if max(max(ratios), 1 / min(ratios)) > 2.0:
+        warnings.warn(
+            "laplace: the log posterior is far from quadratic along its widest direction "
+            f"(posterior sd {sd:.3g}; the curvature changes by a factor "
+            f"{max(max(ratios), 1 / min(ratios)):.3g} within one sd): the data barely inform "
+            "w there (separable data or a vague prior), and the Gaussian approximation "
+            "misrepresents the posterior. Use a larger prior_precision, or NUTS "
+            "(LogisticRegression with run_nuts).",
+            SeparableDataWarning,
+            stacklevel=3,
+        )
 
 
 def predictive_probit(phi_new: object, mean: object, covariance: object) -> torch.Tensor:
@@ -520,6 +574,16 @@ def predictive_probit(phi_new: object, mean: object, covariance: object) -> torc
         )
     mu_a = phi_new @ mean
     var_a = ((phi_new @ covariance) * phi_new).sum(-1)
+    if not bool(torch.isfinite(mu_a).all() & torch.isfinite(var_a).all()):
+        raise ValueError(
+            f"phi_new, mean and covariance overflow {phi_new.dtype} in w^T phi or its "
+            "variance: rescale the features"
+        )
+    if bool((var_a < 0).any()):
+        raise ValueError(
+            "covariance must be positive semi-definite: phi^T S phi < 0 for row "
+            f"{int((var_a < 0).nonzero()[0])} of phi_new"
+        )
     kappa = torch.rsqrt(1.0 + math.pi * var_a / 8.0)
     p = torch.sigmoid(kappa * mu_a)
     return p[0] if single else p
@@ -527,7 +591,9 @@ def predictive_probit(phi_new: object, mean: object, covariance: object) -> torc
 
 def _w_prior(self: LogisticRegression) -> dist.Distribution:
     like = self.prior_loc if self._like is None else self._like
-    return dist.Normal(self.prior_loc.to(like), self.prior_scale.to(like)).to_event(1)
+    # The scale from the Python float, not the float32 buffer made at construction: the
+    # buffer holds alpha^-1/2 rounded to float32 for good, even after .double().
+    return dist.Normal(self.prior_loc.to(like), self.prior_precision**-0.5).to_event(1)
 
 
 class LogisticRegression(PyroModule):
@@ -625,6 +691,40 @@ class LogisticRegression(PyroModule):
                 "fit_svi(model, phi, t, guide=AutoDelta(model.model)) for MAP or "
                 "AutoMultivariateNormal(model.model) for variational Bayes, or use run_nuts"
             )
+
+    def nuts_potential(self, phi: torch.Tensor, t: torch.Tensor) -> ClosedFormPotential | None:
+        r"""The potential energy for NUTS with its gradient in closed form (``None`` without
+                a prior): with :math:`l = \Phi w` and the prior precision :math:`lpha`,
+
+                .. math::
+
+                    U(w) = -\sum_n ig[t_n l_n - \ln(1 + e^{l_n})ig]
+                        + 	fraclpha2 w^	op w - 	frac D2 \ln	frac{lpha}{2\pi}, \qquad
+
+        abla U = -\Phi^	opig(t - \sigma(l)ig) + lpha w,
+
+                one product with :math:`\Phi` each way and no autograd.
+                :func:`~ppl_models.inference.run_nuts` uses it only where it equals Pyro's
+                potential and gradient (a prior replaced by another fails that check).
+        """
+        if self.prior_precision is None:
+            return None
+        like = promoted_like(self, phi, t)
+        phi, t = phi.to(like), t.to(like)
+        alpha = self.prior_precision
+        const = 0.5 * phi.shape[1] * (math.log(alpha) - math.log(2 * math.pi))
+
+        def value_and_grad(z: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+            w = z["w"]
+            logits = phi @ w
+            # The Bernoulli log-density as torch computes it (F.softplus switches to the
+            # identity above 20, an error of e^-20 relative).
+            loglik = -F.binary_cross_entropy_with_logits(logits, t, reduction="sum")
+            lp = loglik - 0.5 * alpha * (w @ w) + const
+            grad = alpha * w - phi.T @ (t - torch.sigmoid(logits))
+            return -lp, {"w": grad}
+
+        return ClosedFormPotential(value_and_grad)
 
     def params(self) -> LogisticParams:
         """The fitted weights (maximum likelihood only) as :class:`LogisticParams`."""

@@ -61,6 +61,13 @@ Dtypes. The Pyro model computes in ``torch.promote_types(module dtype, data dtyp
 torch's own type promotion does: a module built in the default float32 runs on float64
 data, on the data's device.
 
+Data. Every function that takes data converts them once, at the entry
+(:func:`ppl_models._checks.as_data`): torch tensors and numpy arrays, and pandas
+DataFrames and Series (a column that does not hold numbers is refused by name); floating
+data keep their dtype, float16 is computed in float32, integer and boolean numpy data
+become float64 (numpy's and scikit-learn's convention); sparse matrices are refused (pass
+``.toarray()``).
+
 References
 ----------
 C. M. Bishop, *Pattern Recognition and Machine Learning* (PRML), section 12.1.
@@ -83,8 +90,19 @@ import torch
 from pyro.distributions import constraints
 from pyro.nn import PyroModule, PyroParam
 
-from ._checks import as_data, check_choice, check_int, check_positive, promoted_like
-from .inference import data_plate, is_stream, pyro_method
+from ._checks import (
+    as_array,
+    as_data,
+    check_choice,
+    check_int,
+    check_like,
+    check_positive,
+    check_same_device,
+    is_one_array,
+    promoted_like,
+)
+from .inference import data_plate, pyro_method
+from .inference import is_stream as _is_iterable_data
 
 __all__ = [
     "PCA",
@@ -156,6 +174,22 @@ class EMResult(NamedTuple):
 # ---------------------------------------------------------------------------- helpers
 
 
+def is_stream(x: object) -> bool:
+    """Whether ``x`` is a stream of row chunks (a ``DataLoader``,
+    :func:`ppl_models.datasets.open_npy`, any iterable of arrays) rather than one array.
+
+    One array is never a stream, whatever it iterates over: a tensor, a numpy array, a
+    pandas DataFrame (which iterates over its column names) or Series, a sparse matrix.
+
+    >>> import pandas as pd
+    >>> is_stream(pd.DataFrame({"a": [1.0, 2.0]})), is_stream([torch.zeros(2, 3)])
+    (False, False)
+    >>> is_stream(iter([torch.zeros(2, 3)]))
+    True
+    """
+    return not is_one_array(x) and _is_iterable_data(x)
+
+
 def _fix_signs(u: torch.Tensor) -> torch.Tensor:
     """Flip columns so that each column's entry of largest magnitude is positive."""
     idx = u.abs().argmax(dim=0)
@@ -194,13 +228,25 @@ def _check_params(params: object, name: str = "params") -> PCAParams:
             f"{name} must be a PCAParams(mean, components, explained_variance); "
             f"got {type(params).__name__}"
         )
-    mean, components, ev = (torch.as_tensor(p) for p in params)
+    fields = ("mean", "components", "explained_variance")
+    mean, components, ev = (as_array(p, f"{name}.{f}") for p, f in zip(params, fields, strict=True))
     if components.ndim != 2 or mean.ndim != 1 or mean.shape[0] != components.shape[0]:
         raise ValueError(
             f"{name} must hold mean of shape (D,) and components of shape (D, M); got "
             f"{tuple(mean.shape)} and {tuple(components.shape)}"
         )
-    return PCAParams(mean, components, ev)
+    if ev.shape != (components.shape[1],) or components.shape[1] == 0:
+        raise ValueError(
+            f"{name}.explained_variance must have shape ({components.shape[1]},), one per "
+            f"component (at least one); got {tuple(ev.shape)}"
+        )
+    for f, t in zip(fields, (mean, components, ev), strict=True):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name}.{f} must be finite (no NaN or inf)")
+    if bool((ev < 0).any()):
+        raise ValueError(f"{name}.explained_variance must be non-negative (variances)")
+    check_same_device(**{f"{name}.mean": mean, f"{name}.components": components})
+    return PCAParams(mean, components.to(mean.dtype), ev.to(mean.dtype))
 
 
 def _points(x: object, params: PCAParams, name: str = "x") -> tuple[torch.Tensor, bool]:
@@ -242,8 +288,38 @@ def centred_matmul(x: torch.Tensor, mean: torch.Tensor, w: torch.Tensor) -> torc
     >>> centred_matmul(x, x.mean(0), torch.eye(2))
     tensor([[-1., -2.],
             [ 1.,  2.]])
+
+    The three tensors must share a device and a dtype (a ``ValueError`` says which does
+    not: on a GPU a mismatch once returned uninitialised memory).
     """
+    x, mean, w = _check_product(x, mean, w, "w", (lambda x: x.shape[1], None))
+    return _centred_matmul(x, mean, w)
+
+
+def _centred_matmul(x: torch.Tensor, mean: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return x @ w - mean @ w
+
+
+def _check_product(
+    x: object, mean: object, other: object, other_name: str, shape: tuple
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The operands of a centred product: finite floating tensors of one device and dtype,
+    ``x`` (N, D), ``mean`` (D,), ``other`` of the ``shape`` given as functions of x."""
+    # Devices and dtypes first: a value check would read another device's memory.
+    check_like(
+        x=as_array(x, "x"), mean=as_array(mean, "mean"), **{other_name: as_array(other, other_name)}
+    )
+    x = as_data(x, "x", ndim=2, min_rows=1)
+    mean = as_data(mean, "mean", ndim=1, min_rows=1)
+    t = as_data(other, other_name, ndim=2, min_rows=1)
+    if mean.shape[0] != x.shape[1]:
+        raise ValueError(
+            f"mean must have {x.shape[1]} entries (the columns of x); got {mean.shape[0]}"
+        )
+    rows = shape[0](x)
+    if t.shape[0] != rows:
+        raise ValueError(f"{other_name} must have {rows} rows; got {t.shape[0]}")
+    return x, mean, t
 
 
 def centred_rmatmul(x: torch.Tensor, mean: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -268,6 +344,11 @@ def centred_rmatmul(x: torch.Tensor, mean: torch.Tensor, z: torch.Tensor) -> tor
     tensor([[2.],
             [4.]])
     """
+    x, mean, z = _check_product(x, mean, z, "z", (lambda x: x.shape[0], None))
+    return _centred_rmatmul(x, mean, z)
+
+
+def _centred_rmatmul(x: torch.Tensor, mean: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return x.T @ z - torch.outer(mean, z.sum(0))
 
 
@@ -375,6 +456,11 @@ def moments(x: object) -> tuple[Moments, torch.dtype]:
     """
     shift = s1 = s2 = None
     n, d, dtype = 0, None, None
+    if is_one_array(x) or isinstance(x, (str, bytes)) or not hasattr(x, "__iter__"):
+        raise TypeError(
+            "x must be a stream of row chunks (an iterable of (rows, D) arrays, a DataLoader, "
+            f"datasets.open_npy); got {type(x).__name__}"
+        )
     for i, batch in enumerate(x):
         c = _chunk_tensor(batch, i)
         if d is None:
@@ -391,7 +477,13 @@ def moments(x: object) -> tuple[Moments, torch.dtype]:
     if n < 2:
         raise ValueError(f"x must have at least 2 rows; the stream gave {n}")
     m1 = s1 / n
-    return Moments(n, shift + m1, s2 - n * torch.outer(m1, m1)), dtype
+    out = Moments(n, shift + m1, s2 - n * torch.outer(m1, m1))
+    if not bool(torch.isfinite(out.scatter).all()):
+        raise ValueError(
+            "x's second moments overflow float64 (values too far from their mean, beyond "
+            "~1e154): rescale the data"
+        )
+    return out, dtype
 
 
 # ---------------------------------------------------------------------- closed forms
@@ -421,9 +513,13 @@ def _covariance(x: torch.Tensor, mean: torch.Tensor, chunk_rows: int) -> torch.T
     cov = second - torch.outer(mean64, mean64)
     limit = _MAX_CANCELLATION.get(x.dtype, 16.0)
     top_var = float(torch.diagonal(cov).max())
-    if top_var > 0 and float(torch.diagonal(second).max()) <= limit * top_var:
-        return cov
-    return gram(x, mean, chunk_rows) / n
+    if not (top_var > 0 and float(torch.diagonal(second).max()) <= limit * top_var):
+        cov = gram(x, mean, chunk_rows) / n
+    if not math.isfinite(float(torch.diagonal(cov).sum())):
+        raise ValueError(
+            "x's second moments overflow float64 (values beyond ~1e154 from their mean): rescale x"
+        )
+    return cov
 
 
 def _gram_torch(x: torch.Tensor, mean: torch.Tensor | None, chunk_rows: int) -> torch.Tensor:
@@ -681,10 +777,16 @@ def em(
     converged = False
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - it is read after the loop
-        z = centred_matmul(x, mean, q)  # E-step (Q orthonormal: (Q^T Q)^{-1} = I)
+        z = _centred_matmul(x, mean, q)  # E-step (Q orthonormal: (Q^T Q)^{-1} = I)
         g = z.T @ z
-        b = centred_rmatmul(x, mean, z)
-        w = torch.linalg.solve(g, b.T).T  # M-step W = X~^T Z (Z^T Z)^{-1}
+        b = _centred_rmatmul(x, mean, z)
+        w, info = torch.linalg.solve_ex(g, b.T)  # M-step W = X~^T Z (Z^T Z)^{-1}
+        w = w.T
+        if int(info) != 0 or not bool(torch.isfinite(w).all()):
+            raise ValueError(
+                f"x's centred rows span fewer than n_components = {m} directions (Z^T Z is "
+                "singular): use a smaller n_components, at most the rank of the centred data"
+            )
         # J(W, Z) = (||X~||^2 - tr(W^T X~^T Z)) / N at the M-step's optimum.
         objective.append((total - float((w.to(torch.float64) * b.to(torch.float64)).sum())) / n)
         q_new = torch.linalg.qr(w)[0]
@@ -693,7 +795,7 @@ def em(
         if moved < tol:
             converged = True
             break
-    z = centred_matmul(x, mean, q)
+    z = _centred_matmul(x, mean, q)
     evals, v = torch.linalg.eigh((z.T @ z).to(torch.float64) / n)
     evals, v = evals.flip(0).clamp_min(0), v.flip(1)
     components = _fix_signs(q.to(torch.float64) @ v).to(x.dtype)
@@ -813,6 +915,8 @@ def explained_variance_ratio(params: PCAParams, total: object) -> torch.Tensor:
     """
     params = _check_params(params)
     ev = params.explained_variance
+    if isinstance(total, (torch.Tensor, np.ndarray)) and total.ndim == 0:
+        total = total.item()  # a 0-d tensor is a number
     if isinstance(total, numbers.Real) and not isinstance(total, bool):
         tv = check_positive(total, "total", allow_tensor=False)
         return ev / tv
@@ -831,6 +935,8 @@ def explained_variance_ratio(params: PCAParams, total: object) -> torch.Tensor:
         )
         / t.shape[0]
     )
+    if not tv > 0:
+        raise ValueError("total (the data) has no variance: every row is the same")
     return ev / tv
 
 
@@ -981,7 +1087,7 @@ class PCA(PyroModule):
             w = self.W.detach()
             if x is not None:
                 t = self.validate_data(x)[0].to(w)
-                z = centred_matmul(t, _mean(t), w)
+                z = _centred_matmul(t, _mean(t), w)
                 cov = z.T @ z / t.shape[0]
             elif self._projected_cov is not None:
                 cov = self._projected_cov.to(w)

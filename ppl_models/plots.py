@@ -17,6 +17,222 @@ if TYPE_CHECKING:
 __all__ = ["finish", "save"]
 
 
+# --- argument checks -------------------------------------------------------------------
+#
+# Every figure function checks its arguments at the entry, by name, through the rules
+# below (``@_checked(x=_vec(), ...)``): a bad argument is a ValueError or TypeError naming
+# it, never an error from inside matplotlib. Arrays arrive as float64 numpy arrays.
+
+
+def _checked(**rules):
+    """Decorate a figure function: each named argument passes its rule ``(value, name)
+    -> value`` before the body runs."""
+    import functools
+    import inspect
+
+    def decorate(fn):
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            bound = sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            for name, rule in rules.items():
+                bound.arguments[name] = rule(bound.arguments[name], name)
+            return fn(*bound.args, **bound.kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def _array(value, name, ndim, *, nan=False, inf=False, min_len=1, nonneg=False, cols=None):
+    import numpy as np
+
+    from ._checks import as_array
+
+    t = as_array(value, name)
+    a = t.detach().cpu().to(dtype=__import__("torch").float64).numpy()
+    allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if a.ndim not in allowed:
+        want = "a 2-D matrix" if allowed == (2,) else " or ".join(f"{d}-D" for d in allowed)
+        raise ValueError(f"{name} must be {want}; got shape {a.shape}")
+    if a.ndim and a.shape[0] < min_len:
+        raise ValueError(f"{name} must have at least {min_len} value(s); got {a.shape[0]}")
+    if cols is not None and a.ndim == 2 and a.shape[1] != cols:
+        raise ValueError(f"{name} must have shape (N, {cols}); got {a.shape}")
+    if a.ndim == 2 and a.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one column; got shape {a.shape}")
+    bad = np.isnan(a) if not nan else np.zeros(a.shape, dtype=bool)
+    if not inf:
+        bad = bad | np.isinf(a)
+    if bad.any():
+        allowed_text = "NaN allowed" if nan else "no NaN"
+        raise ValueError(f"{name} must be finite ({allowed_text}); it has {int(bad.sum())} other")
+    if nonneg and bool((a < 0).any()):
+        raise ValueError(f"{name} must be non-negative")
+    return a
+
+
+def _vec(**kw):
+    return lambda v, n: _array(v, n, 1, **kw)
+
+
+def _mat(**kw):
+    return lambda v, n: _array(v, n, 2, **kw)
+
+
+def _rows(**kw):
+    """Images or points, shape (K, D); one (D,) becomes one row."""
+
+    def rule(v, n):
+        import numpy as np
+
+        return np.atleast_2d(_array(v, n, (1, 2), **kw))
+
+    return rule
+
+
+def _opt(rule):
+    return lambda v, n: None if v is None else rule(v, n)
+
+
+def _dict(rule, min_len=1, what="entry"):
+    from collections.abc import Mapping
+
+    def check(v, n):
+        if not isinstance(v, Mapping):
+            raise TypeError(f"{n} must be a dict; got {type(v).__name__}")
+        if len(v) < min_len:
+            raise ValueError(f"{n} must hold at least one {what}; got none")
+        return {k: rule(x, f"{n}[{k!r}]") for k, x in v.items()}
+
+    return check
+
+
+def _int(minimum=None):
+    """An integer rule without torch (the workflow figures draw in the ArviZ-only job)."""
+    import numbers
+
+    def check(v, n):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{n} must be an integer; got {type(v).__name__} {v!r}"[:160])
+        if minimum is not None and v < minimum:
+            raise ValueError(f"{n} must be an integer >= {minimum}; got {v}")
+        return int(v)
+
+    return check
+
+
+def _num(positive=False, lo=None, hi=None):
+    import math
+    import numbers
+
+    def check(v, n):
+        if hasattr(v, "item") and getattr(v, "ndim", 1) == 0:
+            v = v.item()
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{n} must be a number; got {type(v).__name__}")
+        v = float(v)
+        if not math.isfinite(v) or (positive and v <= 0):
+            raise ValueError(f"{n} must be {'positive and ' if positive else ''}finite; got {v!r}")
+        if (lo is not None and v <= lo) or (hi is not None and v >= hi):
+            raise ValueError(f"{n} must be in ({lo}, {hi}); got {v!r}")
+        return v
+
+    return check
+
+
+def _str(v, n):
+    if not isinstance(v, str):
+        raise TypeError(f"{n} must be a str; got {type(v).__name__}")
+    return v
+
+
+def _fig(v, n):
+    from matplotlib.figure import Figure
+
+    if not isinstance(v, Figure):
+        raise TypeError(f"{n} must be a matplotlib Figure; got {type(v).__name__}")
+    return v
+
+
+def _idata(v, n):
+    from ._arviz import check_data
+
+    return check_data(v, n)
+
+
+def _labels(v, n):
+    """Class labels, shape (N,): numbers or strings, no NaN."""
+    import numpy as np
+
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().numpy()
+    if type(v).__module__.split(".")[0] == "pandas" and hasattr(v, "to_numpy"):
+        v = v.to_numpy()
+    try:
+        a = np.asarray(v)
+    except ValueError as err:
+        raise TypeError(f"{n} must be a 1-D array of class labels ({err})") from None
+    if a.ndim != 1 or a.shape[0] == 0 or a.dtype.kind not in "biuUS":
+        raise ValueError(f"{n} must be a non-empty 1-D array of class labels (integers or str)")
+    return a
+
+
+def _image_shape_rule(v, n):
+    if v is None:
+        return None
+    if not isinstance(v, (tuple, list)) or len(v) != 2:
+        raise TypeError(f"{n} must be a pair (height, width); got {v!r}"[:160])
+    return (_int(1)(v[0], f"{n}[0]"), _int(1)(v[1], f"{n}[1]"))
+
+
+def _same_length(**arrays) -> None:
+    lengths = {k: len(v) for k, v in arrays.items() if v is not None}
+    if len(set(lengths.values())) > 1:
+        given = ", ".join(f"{k} has {m}" for k, m in lengths.items())
+        raise ValueError(f"{' and '.join(lengths)} must have the same length; {given}")
+
+
+def _pca_params(v, n):
+    if not isinstance(v, tuple) or len(v) != 3:
+        raise TypeError(f"{n} must be a PCAParams(mean, components, explained_variance)")
+    mean = _array(v[0], f"{n}.mean", 1)
+    comps = _array(v[1], f"{n}.components", 2)
+    ev = _array(v[2], f"{n}.explained_variance", 1, nonneg=True)
+    if comps.shape[0] != mean.shape[0] or ev.shape[0] != comps.shape[1]:
+        raise ValueError(
+            f"{n} must hold mean (D,), components (D, M) and explained_variance (M,); got "
+            f"{mean.shape}, {comps.shape}, {ev.shape}"
+        )
+    return mean, comps, ev
+
+
+def _ppca_params(v, n):
+    if not isinstance(v, tuple) or len(v) != 3:
+        raise TypeError(f"{n} must be a PPCAParams(W, mu, sigma2); got {type(v).__name__}")
+    w = _array(v[0], f"{n}.W", 2)
+    mu = _array(v[1], f"{n}.mu", 1)
+    s2 = _array(v[2], f"{n}.sigma2", (0, 1), nonneg=True).reshape(-1)
+    if mu.shape[0] != w.shape[0] or s2.shape != (1,) or not s2[0] > 0:
+        raise ValueError(
+            f"{n} must hold W (D, M), mu (D,) and a positive sigma2; got {w.shape}, "
+            f"{mu.shape}, {s2.tolist()}"
+        )
+    return w, mu, s2[0]
+
+
+def _var_names(v, n):
+    if v is None:
+        return None
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, (list, tuple)) or not v or not all(isinstance(x, str) for x in v):
+        raise TypeError(f"{n} must be a non-empty list of variable names (str); got {v!r}"[:160])
+    return list(v)
+
+
 def _plt():
     import matplotlib
 
@@ -27,6 +243,20 @@ def _plt():
     return plt
 
 
+def _image_path(v, n):
+    if not isinstance(v, (str, os.PathLike)):
+        raise TypeError(f"{n} must be a file path (str or os.PathLike); got {type(v).__name__}")
+    path = Path(v)
+    formats = ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp")
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise ValueError(
+            f"{n} must end in an image format's suffix ({', '.join('.' + f for f in formats)});"
+            f" got {str(path)!r}"
+        )
+    return path
+
+
+@_checked(fig=_fig, path=_image_path, dpi=_int(1))
 def save(fig: Figure, path: str | os.PathLike[str], dpi: int = 110) -> Path:
     """Write ``fig`` to ``path`` (PNG by its suffix) whole or not at all, and close it."""
     path = Path(path)
@@ -41,6 +271,14 @@ def save(fig: Figure, path: str | os.PathLike[str], dpi: int = 110) -> Path:
     return path
 
 
+def _file_stem(v, n):
+    v = _str(v, n)
+    if not v or "/" in v or "\\" in v or v in (".", ".."):
+        raise ValueError(f"{n} must be a file name without a folder; got {v!r}")
+    return v
+
+
+@_checked(fig=_fig, name=_file_stem)
 def finish(fig: Figure, name: str) -> Path | None:
     """End a tutorial figure: save it as ``$PPL_MODELS_OUT/<name>.png`` when that variable
     is set (scripts, tests), else show it (notebooks)."""
@@ -56,6 +294,18 @@ def finish(fig: Figure, name: str) -> Path | None:
 __all__ += ["plot_gaussian_loglik_surface", "plot_normal_gamma_posterior"]
 
 
+def _mle_pair(v, n):
+    if not isinstance(v, tuple) or len(v) != 2:
+        raise TypeError(f"{n} must be a pair (loc, variance), e.g. gaussian.mle(x)")
+    return _num()(v[0], f"{n}[0] (loc)"), _num(positive=True)(v[1], f"{n}[1] (variance)")
+
+
+@_checked(
+    x=_vec(min_len=2),
+    mle=_opt(_mle_pair),
+    path=_opt(_mat(cols=2, min_len=0)),
+    title=_opt(_str),
+)
 def plot_gaussian_loglik_surface(x, mle=None, path=None, title=None) -> Figure:
     r"""Contours of the univariate Gaussian log-likelihood :math:`\ln p(x \mid \mu, \sigma)`
     over :math:`(\mu, \sigma)`, relative to its maximum.
@@ -81,6 +331,8 @@ def plot_gaussian_loglik_surface(x, mle=None, path=None, title=None) -> Figure:
     xs = np.asarray(x, dtype=np.float64).ravel()
     n = xs.size
     m, s = xs.mean(), xs.std()
+    if not s > 0:
+        raise ValueError("x must vary: a constant x has no likelihood surface (sigma_ML = 0)")
     # +-4 standard errors of (mu_ML, sigma_ML) show the quadratic bowl; widen to the path.
     mu_lo, mu_hi = m - 4 * s / np.sqrt(n), m + 4 * s / np.sqrt(n)
     sd_lo, sd_hi = s * (1 - 4 / np.sqrt(2 * n)), s * (1 + 4 / np.sqrt(2 * n))
@@ -112,6 +364,23 @@ def plot_gaussian_loglik_surface(x, mle=None, path=None, title=None) -> Figure:
     return fig
 
 
+def _normal_gamma(v, n):
+    import torch
+
+    from .gaussian import NormalGammaParams
+
+    if not isinstance(v, tuple) or len(v) != 4:
+        raise TypeError(f"{n} must be a NormalGammaParams(mu, kappa, a, b)")
+    mu = _num()(v[0], f"{n}.mu")
+    kappa, a, b = (_num(positive=True)(x, f"{n}.{f}") for x, f in zip(v[1:], "kab", strict=True))
+    return NormalGammaParams(*(torch.tensor(x, dtype=torch.float64) for x in (mu, kappa, a, b)))
+
+
+def _flat(v, n):
+    return _array(v, n, (1, 2, 3), min_len=1).ravel()
+
+
+@_checked(posterior=_normal_gamma, mu_samples=_opt(_flat), lambda_samples=_opt(_flat))
 def plot_normal_gamma_posterior(posterior, mu_samples=None, lambda_samples=None) -> Figure:
     r"""The closed-form marginals of a Normal-Gamma posterior, :math:`\mu` (Student-t) and
     :math:`\lambda` (Gamma), with histograms of posterior samples (e.g. NUTS) over them.
@@ -180,6 +449,16 @@ def _np(a):
     return np.asarray(a, dtype=float)
 
 
+@_checked(
+    x=_vec(),
+    t=_vec(),
+    x_grid=_vec(),
+    mean=_vec(),
+    sd=_vec(nonneg=True),
+    truth=_opt(_vec()),
+    title=_opt(_str),
+    label=_str,
+)
 def plot_predictive_band(
     x,
     t,
@@ -196,7 +475,11 @@ def plot_predictive_band(
     ``x, t`` (N,) are the data; ``x_grid, mean, sd`` (G,) the prediction; ``truth`` (G,)
     an optional true curve (e.g. sin 2πx). Draws on ``ax`` when given.
     """
+    _same_length(x=x, t=t)
+    _same_length(x_grid=x_grid, mean=mean, sd=sd, truth=truth)
     plt = _plt()
+    if ax is not None and not hasattr(ax, "fill_between"):
+        raise TypeError(f"ax must be matplotlib Axes or None; got {type(ax).__name__}")
     if ax is None:
         fig, ax = plt.subplots(figsize=(5, 3.5))
     else:
@@ -214,6 +497,20 @@ def plot_predictive_band(
     return fig
 
 
+def _fit_entry(v, n):
+    if not isinstance(v, tuple) or len(v) not in (2, 4):
+        raise TypeError(f"{n} must be a tuple (mean, sd) or (mean, sd, x, t)")
+    return tuple(_vec(nonneg=i == 1)(a, f"{n}[{i}]") for i, a in enumerate(v))
+
+
+@_checked(
+    x=_vec(),
+    t=_vec(),
+    x_grid=_vec(),
+    fits=_dict(_fit_entry),
+    truth=_opt(_vec()),
+    title=_str,
+)
 def plot_curve_fits(x, t, x_grid, fits: dict, truth=None, title: str = "M = {}") -> Figure:
     """A 2x2 (or 1xK) grid of predictive bands, one per model order (PRML Fig. 1.4).
 
@@ -221,6 +518,12 @@ def plot_curve_fits(x, t, x_grid, fits: dict, truth=None, title: str = "M = {}")
     ``(mean, sd, x, t)`` when each panel has its own data (PRML Fig. 3.8); ``title`` is
     formatted with the label.
     """
+    _same_length(x=x, t=t)
+    _same_length(x_grid=x_grid, truth=truth)
+    for label, fit in fits.items():
+        _same_length(**{f"fits[{label!r}] mean": fit[0], "sd": fit[1], "x_grid": x_grid})
+        if len(fit) == 4:
+            _same_length(**{f"fits[{label!r}] x": fit[2], "t": fit[3]})
     plt = _plt()
     k = len(fits)
     ncols = 2 if k == 4 else k
@@ -240,8 +543,10 @@ def plot_curve_fits(x, t, x_grid, fits: dict, truth=None, title: str = "M = {}")
     return fig
 
 
+@_checked(orders=_vec(), train_rms=_vec(nonneg=True), test_rms=_vec(nonneg=True))
 def plot_rms_vs_order(orders, train_rms, test_rms) -> Figure:
     """Training and test root-mean-square error against the model order (PRML Fig. 1.5)."""
+    _same_length(orders=orders, train_rms=train_rms, test_rms=test_rms)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(_np(orders), _np(train_rms), "o-", mfc="none", label="training")
@@ -252,8 +557,10 @@ def plot_rms_vs_order(orders, train_rms, test_rms) -> Figure:
     return fig
 
 
+@_checked(orders=_vec(), log_evidence=_vec(), label=_str)
 def plot_evidence(orders, log_evidence, label: str = "ln p(t | α, β)") -> Figure:
     """The log evidence against the model order (PRML Fig. 3.14)."""
+    _same_length(orders=orders, log_evidence=log_evidence)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(_np(orders), _np(log_evidence), "o-", color="tab:purple", label=label)
@@ -268,6 +575,18 @@ def plot_evidence(orders, log_evidence, label: str = "ln p(t | α, β)") -> Figu
 __all__ += ["plot_logistic_predictive"]
 
 
+def _callable(v, n):
+    if not callable(v):
+        raise TypeError(f"{n} must be a function of a (M, 2) array; got {type(v).__name__}")
+    return v
+
+
+@_checked(
+    x=_mat(cols=2),
+    t=_vec(),
+    panels=_dict(_callable),
+    resolution=_int(2),
+)
 def plot_logistic_predictive(x, t, panels, resolution: int = 120) -> Figure:
     """Contours of the predictive probability :math:`p(t=1 \\mid x)` over 2-D inputs, one
     panel per predictor, with the data and the decision boundary :math:`p = 1/2` (PRML
@@ -290,6 +609,9 @@ def plot_logistic_predictive(x, t, panels, resolution: int = 120) -> Figure:
     plt = _plt()
     x = np.asarray(x, dtype=float)
     t = np.asarray(t, dtype=float)
+    _same_length(x=x, t=t)
+    if not np.isin(t, (0.0, 1.0)).all():
+        raise ValueError("t must hold only 0 and 1 (binary targets)")
     pad = 0.5
     lo, hi = x.min(0) - pad, x.max(0) + pad
     g0, g1 = np.meshgrid(
@@ -299,7 +621,13 @@ def plot_logistic_predictive(x, t, panels, resolution: int = 120) -> Figure:
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
     levels = np.linspace(0.0, 1.0, 11)
     for ax, (title, predict) in zip(axes[0], panels.items(), strict=True):
-        p = np.asarray(predict(grid), dtype=float).reshape(g0.shape)
+        p = _array(predict(grid), f"panels[{title!r}](grid)", (1, 2), min_len=0)
+        if p.size != g0.size or not ((p >= 0) & (p <= 1)).all():
+            raise ValueError(
+                f"panels[{title!r}] must return {g0.size} probabilities in [0, 1] (one per "
+                f"grid row); got {p.size} values"
+            )
+        p = p.reshape(g0.shape)
         cs = ax.contourf(g0, g1, p, levels=levels, cmap="RdBu_r", alpha=0.75)
         ax.contour(g0, g1, p, levels=[0.1, 0.9], colors="0.3", linewidths=0.8, linestyles="--")
         ax.contour(g0, g1, p, levels=[0.5], colors="k", linewidths=1.5)
@@ -320,6 +648,8 @@ __all__ += ["plot_pca_components", "plot_pca_reconstructions", "plot_pca_spectru
 
 def _image_shape(d: int, image_shape: tuple[int, int] | None) -> tuple[int, int]:
     if image_shape is not None:
+        if image_shape[0] * image_shape[1] != d:
+            raise ValueError(f"image_shape {tuple(image_shape)} must hold the {d} pixels")
         return tuple(image_shape)
     side = round(d**0.5)
     if side * side != d:
@@ -327,6 +657,7 @@ def _image_shape(d: int, image_shape: tuple[int, int] | None) -> tuple[int, int]
     return side, side
 
 
+@_checked(eigenvalues=_vec(nonneg=True), n_components=_opt(_int(0)))
 def plot_pca_spectrum(eigenvalues, n_components: int | None = None) -> Figure:
     r"""The eigenvalue spectrum of the covariance (PRML Fig. 12.4): left, the eigenvalues
     :math:`\lambda_i` (log scale); right, the reconstruction error
@@ -370,6 +701,7 @@ def plot_pca_spectrum(eigenvalues, n_components: int | None = None) -> Figure:
     return fig
 
 
+@_checked(params=_pca_params, n=_int(1), image_shape=_image_shape_rule)
 def plot_pca_components(params, n: int = 8, image_shape: tuple[int, int] | None = None) -> Figure:
     r"""The mean image and the first ``n`` principal directions as images, with their
     eigenvalues (PRML Fig. 12.3).
@@ -411,6 +743,13 @@ def plot_pca_components(params, n: int = 8, image_shape: tuple[int, int] | None 
     return fig
 
 
+def _ms(v, n):
+    if not isinstance(v, (list, tuple, range)) or not len(v):
+        raise TypeError(f"{n} must be a non-empty sequence of component counts; got {v!r}"[:160])
+    return [_int(0)(m, f"{n}[{i}]") for i, m in enumerate(v)]
+
+
+@_checked(x=_rows(), params=_pca_params, ms=_ms, image_shape=_image_shape_rule)
 def plot_pca_reconstructions(
     x, params, ms=(1, 5, 10, 30), image_shape: tuple[int, int] | None = None
 ) -> Figure:
@@ -439,6 +778,8 @@ def plot_pca_reconstructions(
     mean = np.asarray(params[0], dtype=float)
     comps = np.asarray(params[1], dtype=float)
     ms = [int(m) for m in ms]
+    if x.shape[1] != mean.shape[0]:
+        raise ValueError(f"x must have {mean.shape[0]} columns (params' D); got {x.shape[1]}")
     if max(ms) > comps.shape[1]:
         raise ValueError(f"ms asks for {max(ms)} components; params has {comps.shape[1]}")
     shape = _image_shape(mean.shape[0], image_shape)
@@ -465,6 +806,7 @@ def plot_pca_reconstructions(
 __all__ += ["plot_pca_agreement", "plot_pca_projection"]
 
 
+@_checked(z=_mat(cols=2), labels=_labels, title=_str)
 def plot_pca_projection(z, labels, title: str = "PCA") -> Figure:
     r"""Points projected on their first two principal components,
     :math:`(u_1^\top(x_n - \bar x),\ u_2^\top(x_n - \bar x))`, coloured by class
@@ -506,6 +848,7 @@ def plot_pca_projection(z, labels, title: str = "PCA") -> Figure:
     return fig
 
 
+@_checked(reference=_vec(), estimates=_dict(_vec()))
 def plot_pca_agreement(reference, estimates: dict) -> Figure:
     r"""Eigenvalues found by several routes against a reference: left, the values
     :math:`\lambda_i` (log scale), one marker per route; right, the relative error
@@ -527,6 +870,8 @@ def plot_pca_agreement(reference, estimates: dict) -> Figure:
 
     plt = _plt()
     ref = np.asarray(reference, dtype=float).ravel()
+    if not (ref != 0).all():
+        raise ValueError("reference must be non-zero (relative errors divide by it)")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     i = np.arange(1, len(ref) + 1)
     axes[0].semilogy(i, ref, "-", color="0.6", lw=3, label="reference")
@@ -556,6 +901,7 @@ def plot_pca_agreement(reference, estimates: dict) -> Figure:
 __all__ += ["plot_codes_2d", "plot_denoising"]
 
 
+@_checked(panels=_dict(_mat(cols=2)), labels=_labels, title=_opt(_str))
 def plot_codes_2d(panels: dict, labels, title: str | None = None) -> Figure:
     r"""Two-dimensional codes (PCA scores, an autoencoder's latent codes), one scatter per
     panel, each point coloured by its class.
@@ -577,6 +923,8 @@ def plot_codes_2d(panels: dict, labels, title: str | None = None) -> Figure:
 
     plt = _plt()
     y = np.asarray(labels).ravel()
+    for name, codes in panels.items():
+        _same_length(**{f"panels[{name!r}]": codes, "labels": y})
     classes = np.unique(y)
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), squeeze=False)
@@ -597,6 +945,7 @@ def plot_codes_2d(panels: dict, labels, title: str | None = None) -> Figure:
     return fig
 
 
+@_checked(rows=_dict(_rows()), n=_int(1), image_shape=_image_shape_rule)
 def plot_denoising(rows: dict, n: int = 8, image_shape: tuple[int, int] | None = None) -> Figure:
     r"""Images in rows: e.g. clean digits, their corrupted copies, and the reconstructions
     of the corrupted copies by a plain and by a denoising autoencoder.
@@ -619,6 +968,12 @@ def plot_denoising(rows: dict, n: int = 8, image_shape: tuple[int, int] | None =
     plt = _plt()
     arrays = {k: np.atleast_2d(np.asarray(v, dtype=float)) for k, v in rows.items()}
     first = next(iter(arrays.values()))
+    for k, v in arrays.items():
+        if v.shape[1] != first.shape[1] or v.shape[0] < min(n, first.shape[0]):
+            raise ValueError(
+                f"rows[{k!r}] must hold images of {first.shape[1]} pixels, at least "
+                f"{min(n, first.shape[0])} of them, like the first row; got shape {v.shape}"
+            )
     shape = _image_shape(first.shape[1], image_shape)
     n = min(n, first.shape[0])
     fig, axes = plt.subplots(
@@ -651,6 +1006,7 @@ __all__ += [
 __all__ += ["plot_model_choice"]
 
 
+@_checked(orders=_vec(), curves=_dict(_vec(nan=True)), title=_str)
 def plot_model_choice(orders, curves: dict, title: str = "model choice") -> Figure:
     r"""Criteria against model order, each curve shifted so that its maximum is 0, with the
     maximum marked: e.g. the log evidence :math:`\ln p(t \mid M)` and
@@ -678,6 +1034,8 @@ def plot_model_choice(orders, curves: dict, title: str = "model choice") -> Figu
         v = np.asarray(values, dtype=float)
         if v.shape != orders.shape:
             raise ValueError(f"curves[{label!r}] must have {orders.size} values; got {v.size}")
+        if np.isnan(v).all():
+            raise ValueError(f"curves[{label!r}] must have at least one value that is not NaN")
         best = int(np.nanargmax(v))
         ax.plot(orders, v - v[best], "o-", color=f"C{i}", label=f"{label} (best {orders[best]})")
         ax.plot(orders[best], 0.0, "*", color=f"C{i}", ms=14)
@@ -687,6 +1045,14 @@ def plot_model_choice(orders, curves: dict, title: str = "model choice") -> Figu
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _check_var(data, group: str, var_name: str) -> None:
+    ds = _wf_group(data, group)
+    if var_name not in ds.data_vars:
+        raise ValueError(
+            f"var_name {var_name!r} is not in the {group} group; it has {list(ds.data_vars)}"
+        )
 
 
 def _wf_group(data, name: str):
@@ -717,6 +1083,7 @@ def _wf_scalars(data, group: str, var_names=None) -> dict:
     return out
 
 
+@_checked(data=_idata, var_name=_str, num_draws=_int(1), seed=_int(0))
 def plot_predictive_overlay(
     data, var_name: str = "obs", num_draws: int = 50, seed: int = 0
 ) -> Figure:
@@ -754,6 +1121,8 @@ def plot_predictive_overlay(
             f"data must hold a prior_predictive or posterior_predictive group; it has "
             f"{group_names(data)}"
         )
+    for group in ("observed_data", *groups):
+        _check_var(data, group, var_name)
     observed = np.asarray(_wf_group(data, "observed_data")[var_name].values, dtype=float).ravel()
     rng = np.random.default_rng(seed)
     plt = _plt()
@@ -779,6 +1148,7 @@ def plot_predictive_overlay(
     return fig
 
 
+@_checked(data=_idata, var_names=_var_names, max_vars=_int(1))
 def plot_trace_rank(data, var_names=None, max_vars: int = 6) -> Figure:
     r"""Trace plots (left) and rank plots (right) of posterior draws, one row per scalar.
 
@@ -803,6 +1173,8 @@ def plot_trace_rank(data, var_names=None, max_vars: int = 6) -> Figure:
     import numpy as np
 
     scalars = list(_wf_scalars(data, "posterior", var_names).items())[:max_vars]
+    if not scalars:
+        raise ValueError("data has no posterior variable to draw (var_names)")
     plt = _plt()
     fig, axes = plt.subplots(len(scalars), 2, figsize=(10, 2.2 * len(scalars)), squeeze=False)
     for row, (name, draws) in zip(axes, scalars, strict=True):
@@ -824,6 +1196,17 @@ def plot_trace_rank(data, var_names=None, max_vars: int = 6) -> Figure:
     return fig
 
 
+def _datasets(v, n):
+    from collections.abc import Mapping
+
+    if isinstance(v, Mapping) and not hasattr(v, "groups") and not hasattr(v, "children"):
+        if not v:
+            raise ValueError(f"{n} must hold at least one ArviZ data set")
+        return {k: _idata(d, f"{n}[{k!r}]") for k, d in v.items()}
+    return {"posterior": _idata(v, n)}
+
+
+@_checked(datasets=_datasets, var_names=_var_names, prob=_num(lo=0.0, hi=1.0))
 def plot_forest(datasets, var_names=None, prob: float = 0.94) -> Figure:
     r"""Forest plot: posterior mean and central ``prob`` interval of each scalar, one colour
     per model or run, for ArviZ 0.x and 1.x data.
@@ -849,6 +1232,8 @@ def plot_forest(datasets, var_names=None, prob: float = 0.94) -> Figure:
         raise ValueError(f"prob must be in (0, 1); got {prob!r}")
     first = _wf_scalars(next(iter(datasets.values())), "posterior", var_names)
     names = list(first)
+    if not names:
+        raise ValueError("datasets have no posterior variable to draw (var_names)")
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) * len(datasets) + 1.2))
     step = 0.8 / len(datasets)
@@ -871,6 +1256,7 @@ def plot_forest(datasets, var_names=None, prob: float = 0.94) -> Figure:
     return fig
 
 
+@_checked(data=_idata, var_name=_str)
 def plot_loo_pit(data, var_name: str = "obs") -> Figure:
     r"""LOO-PIT calibration plot: the empirical CDF of the leave-one-out probability
     integral transforms :math:`u_n = P(\tilde x_n \le x_n \mid x_{-n})`
@@ -917,6 +1303,11 @@ def plot_loo_pit(data, var_name: str = "obs") -> Figure:
     return fig
 
 
+@_checked(
+    exact=_vec(),
+    estimates=_dict(_vec()),
+    pareto_k=_opt(_vec(inf=True)),
+)
 def plot_loo_pointwise(exact, estimates, pareto_k=None) -> Figure:
     r"""Pointwise PSIS-LOO estimates against the exact :math:`\log p(x_n \mid x_{-n})`.
 
@@ -937,6 +1328,9 @@ def plot_loo_pointwise(exact, estimates, pareto_k=None) -> Figure:
     import numpy as np
 
     exact = np.asarray(exact, dtype=float)
+    for label, est in estimates.items():
+        _same_length(exact=exact, **{f"estimates[{label!r}]": est})
+    _same_length(exact=exact, pareto_k=pareto_k)
     plt = _plt()
     ncols = 1 if pareto_k is None else 2
     fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 4), squeeze=False)
@@ -964,6 +1358,7 @@ def plot_loo_pointwise(exact, estimates, pareto_k=None) -> Figure:
     return fig
 
 
+@_checked(data=_idata, var_name=_str, num_draws=_int(1), seed=_int(0))
 def plot_ppc(data, var_name: str = "obs", num_draws: int = 40, seed: int = 0) -> Figure:
     r"""Posterior predictive check from ArviZ data of either generation (0.x or 1.x).
 
@@ -993,6 +1388,8 @@ def plot_ppc(data, var_name: str = "obs", num_draws: int = 40, seed: int = 0) ->
 
     from ._arviz import get_group
 
+    for group in ("observed_data", "posterior_predictive"):
+        _check_var(data, group, var_name)
     observed = np.asarray(get_group(data, "observed_data")[var_name].values, dtype=float)
     pp = np.asarray(get_group(data, "posterior_predictive")[var_name].values, dtype=float)
     reps = pp.reshape((-1, observed.size))
@@ -1056,6 +1453,7 @@ def _ppca_np(a):
     return np.asarray(a, dtype=float)
 
 
+@_checked(x=_mat(), params=_ppca_params, title=_str)
 def plot_ppca_generative(x, params, title: str = "PPCA in two dimensions") -> Figure:
     r"""Points of a 2-D PPCA with :math:`M = 1` (or the first two coordinates otherwise),
     the line :math:`\mu + W z` and the 1- and 2-standard-deviation ellipses of
@@ -1106,6 +1504,12 @@ def plot_ppca_generative(x, params, title: str = "PPCA in two dimensions") -> Fi
     return fig
 
 
+@_checked(
+    z_true=lambda v, n: _array(v, n, (1, 2)),
+    mean=lambda v, n: _array(v, n, (1, 2)),
+    sd=lambda v, n: _array(v, n, (0, 1, 2), nonneg=True, min_len=1),
+    n=_int(1),
+)
 def plot_ppca_posterior(z_true, mean, sd, n: int = 40) -> Figure:
     r"""The posterior :math:`p(z_n \mid x_n)` of the first latent coordinate against the
     :math:`z_n` that generated each point: posterior means with 2-sd bars.
@@ -1126,9 +1530,12 @@ def plot_ppca_posterior(z_true, mean, sd, n: int = 40) -> Figure:
     m = m.reshape(len(mean), -1)[:, 0]
     if zt.shape != m.shape:
         raise ValueError(f"z_true and mean must have the same length; got {zt.shape}, {m.shape}")
-    s = np.broadcast_to(
-        _ppca_np(sd).reshape(-1)[:1] if np.ndim(sd) < 2 else _ppca_np(sd)[:, 0], m.shape
-    )
+    sd_first = _ppca_np(sd).reshape(-1)[:1] if np.ndim(sd) < 2 else _ppca_np(sd)[:, 0]
+    if sd_first.shape not in ((1,), m.shape):
+        raise ValueError(
+            f"sd must be a scalar, one per coordinate, or one per point; got {sd.shape}"
+        )
+    s = np.broadcast_to(sd_first, m.shape)
     k = min(n, len(m))
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -1144,6 +1551,7 @@ def plot_ppca_posterior(z_true, mean, sd, n: int = 40) -> Figure:
     return fig
 
 
+@_checked(histories=_dict(_vec()), ll_star=_num())
 def plot_ppca_em(histories: dict, ll_star: float) -> Figure:
     r"""EM's distance to the maximum, :math:`\ln L^* - \ln L_t`, per iteration (log scale).
 
@@ -1168,6 +1576,18 @@ def plot_ppca_em(histories: dict, ll_star: float) -> Figure:
     return fig
 
 
+def _selection(v, n):
+    fields = ("latent_dim", "dims", "scores", "method")
+    if not all(hasattr(v, f) for f in fields):
+        raise TypeError(f"{n} must be a LatentDimSelection (ppca.select_latent_dim's result)")
+    dims = _array(v.dims, f"{n}.dims", 1)
+    scores = _array(v.scores, f"{n}.scores", 1, inf=True)
+    _same_length(**{f"{n}.dims": dims, f"{n}.scores": scores})
+    latent_dim = _int(1)(v.latent_dim, f"{n}.latent_dim")
+    return type(v)(latent_dim, dims, scores, _str(v.method, f"{n}.method"))
+
+
+@_checked(selections=_dict(_selection))
 def plot_ppca_selection(selections: dict) -> Figure:
     """One panel per criterion: its score against M, the chosen M marked.
 
@@ -1201,6 +1621,13 @@ def plot_ppca_selection(selections: dict) -> Figure:
     return fig
 
 
+@_checked(
+    original=_mat(),
+    observed=_mat(nan=True),
+    imputed=_mat(),
+    n=_int(1),
+    image_shape=_image_shape_rule,
+)
 def plot_ppca_imputation(
     original, observed, imputed, n: int = 6, image_shape: tuple[int, int] | None = None
 ) -> Figure:
@@ -1241,9 +1668,12 @@ def plot_ppca_imputation(
     return fig
 
 
+@_checked(panels=_dict(_dict(_num())))
 def plot_ppca_comparison(panels: dict) -> Figure:
     """Bar charts side by side, one per panel: ``{title: {label: value}}`` (e.g. held-out
     log-likelihood per model, accuracy per classifier); values printed on the bars."""
+    import math
+
     if not panels:
         raise ValueError("panels must hold at least one {title: {label: value}} entry")
     plt = _plt()
@@ -1263,6 +1693,9 @@ def plot_ppca_comparison(panels: dict) -> Figure:
                 fontsize=8,
             )
         lo, hi = min(vals), max(vals)
+        span = 0.15 * (hi - lo) + 1e-3 * abs(hi)
+        if not all(map(math.isfinite, (hi - lo, span, hi + span, lo - 4 * span))):
+            raise ValueError(f"panels[{title!r}] holds values too large to draw (their range)")
         if lo > 0:  # zoom on the differences (accuracies)
             pad = 0.15 * (hi - lo) + 1e-3 * hi
             ax.set_ylim(max(0.0, lo - 4 * pad), hi + pad)
@@ -1284,6 +1717,7 @@ def _bpca_np(a):
     return np.asarray(a, dtype=float)
 
 
+@_checked(panels=_dict(_mat(), what="matrix"), max_weight=_opt(_num(positive=True)))
 def plot_hinton(panels: dict, max_weight: float | None = None) -> Figure:
     """Hinton diagrams of loading matrices side by side (PRML Fig. 12.14): one square per
     entry, its area proportional to the magnitude, white for positive, black for negative.
@@ -1326,6 +1760,10 @@ def plot_hinton(panels: dict, max_weight: float | None = None) -> Figure:
     return fig
 
 
+@_checked(
+    alpha_history=_mat(inf=True, nonneg=True),
+    log_likelihood=_opt(_vec()),
+)
 def plot_alpha_history(alpha_history, log_likelihood=None) -> Figure:
     r"""The ARD precisions :math:`\alpha_i` across EM iterations (log scale), one line per
     column; a column that is switched off leaves the plot at :math:`\alpha = \infty`.
@@ -1370,6 +1808,19 @@ def plot_alpha_history(alpha_history, log_likelihood=None) -> Figure:
 __all__ += ["plot_vae_bounds", "plot_vae_training"]
 
 
+def _steps_and_losses(v, n):
+    if not isinstance(v, tuple) or len(v) != 2:
+        raise TypeError(f"{n} must be a pair (steps, losses)")
+    steps, losses = _vec()(v[0], f"{n}[0]"), _vec()(v[1], f"{n}[1]")
+    _same_length(**{f"{n} steps": steps, "losses": losses})
+    return steps, losses
+
+
+@_checked(
+    curves=_dict(_vec()),
+    window=_int(1),
+    validation=_opt(_dict(_steps_and_losses, min_len=0)),
+)
 def plot_vae_training(curves: dict, window: int = 20, validation: dict | None = None) -> Figure:
     r"""Training curves: the loss per data point at every step (a moving average over
     ``window`` steps drawn over the raw values), one line per run, e.g. ``Trace_ELBO``
@@ -1424,6 +1875,11 @@ def plot_vae_training(curves: dict, window: int = 20, validation: dict | None = 
     return fig
 
 
+@_checked(
+    ks=_vec(nonneg=True),
+    estimates=_dict(_vec()),
+    references=_opt(_dict(_num(), min_len=0)),
+)
 def plot_vae_bounds(ks, estimates: dict, references: dict | None = None) -> Figure:
     r"""Held-out log-likelihood estimates against the number of importance samples
     :math:`K` (log axis), with horizontal reference lines (an ELBO, PPCA's exact value).
@@ -1444,6 +1900,10 @@ def plot_vae_bounds(ks, estimates: dict, references: dict | None = None) -> Figu
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     k = np.asarray(ks, dtype=float)
+    if not (k > 0).all():
+        raise ValueError("ks must be positive (a log axis)")
+    for name, values in estimates.items():
+        _same_length(ks=k, **{f"estimates[{name!r}]": values})
     for i, (name, values) in enumerate(estimates.items()):
         ax.plot(k, np.asarray(values, dtype=float), "o-", color=f"C{i}", label=name)
     for j, (name, value) in enumerate((references or {}).items()):

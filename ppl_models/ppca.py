@@ -38,6 +38,7 @@ M. E. Tipping and C. M. Bishop, *Probabilistic principal component analysis*, JR
 from __future__ import annotations
 
 import math
+import warnings
 from typing import ClassVar, NamedTuple
 
 import pyro
@@ -46,15 +47,23 @@ import torch
 from pyro.distributions import constraints
 from pyro.nn import PyroModule, PyroParam
 
-from ._checks import as_data, check_choice, check_int, check_positive, promoted_like
+from ._checks import (
+    as_array,
+    as_data,
+    check_choice,
+    check_int,
+    check_like,
+    check_positive,
+    promoted_like,
+)
 from .inference import data_plate, has_nan, iid, pyro_method
 from .pca import (
+    _centred_matmul,
+    _centred_rmatmul,
     _chunk_rows,
     _covariance,
     _mean,
     _top_eigh,
-    centred_matmul,
-    centred_rmatmul,
     is_stream,
     moments,
 )
@@ -134,21 +143,24 @@ def _check_params(params: object, name: str = "params") -> PPCAParams:
     """Convert a ``PPCAParams``-like triple to tensors of one dtype and check the shapes."""
     if not isinstance(params, tuple) or len(params) != 3:
         raise TypeError(f"{name} must be a PPCAParams(W, mu, sigma2); got {type(params).__name__}")
-    w, mu, s2 = (torch.as_tensor(p) for p in params)
-    if not w.is_floating_point():
-        w = w.to(torch.get_default_dtype())
+    w, mu, s2 = (
+        as_array(p, f"{name}.{field}") for p, field in zip(params, PPCAParams._fields, strict=True)
+    )
+    check_like(**{f"{name}.W": w, f"{name}.mu": mu.to(w.dtype), f"{name}.sigma2": s2.to(w.dtype)})
     mu, s2 = mu.to(w), s2.to(w)
     if w.ndim != 2 or mu.ndim != 1 or mu.shape[0] != w.shape[0] or s2.numel() != 1:
         raise ValueError(
             f"{name} must hold W of shape (D, M), mu of shape (D,) and a scalar sigma2; got "
             f"W {tuple(w.shape)}, mu {tuple(mu.shape)}, sigma2 {tuple(s2.shape)}"
         )
-    if w.shape[1] >= w.shape[0]:
+    if not 1 <= w.shape[1] < w.shape[0]:
         raise ValueError(
-            f"{name}.W must have fewer columns than rows (M < D); got {tuple(w.shape)}"
+            f"{name}.W must have fewer columns than rows and at least one (1 <= M < D); got "
+            f"{tuple(w.shape)}"
         )
     s2 = s2.reshape(())
-    if not bool(torch.isfinite(w).all() & torch.isfinite(mu).all()) or not float(s2) > 0:
+    finite = bool(torch.isfinite(w).all() & torch.isfinite(mu).all() & torch.isfinite(s2))
+    if not finite or not float(s2) > 0:
         raise ValueError(f"{name} must be finite with sigma2 > 0; got sigma2 = {float(s2)}")
     return PPCAParams(w, mu, s2)
 
@@ -168,6 +180,26 @@ def _check_rows(
         raise ValueError(
             f"{name} has rows with every coordinate missing (row {int(empty.nonzero()[0])}); "
             "drop them: they carry no information"
+        )
+    return t
+
+
+def _check_fit_rows(x: object, d: int) -> torch.Tensor:
+    """Data to fit a PPCA model on: at least 2 rows, and not all the same row (on such
+    data the likelihood grows without bound as sigma -> 0, and a fit runs away)."""
+    t = _check_rows(x, d)
+    if t.shape[0] < 2:
+        raise ValueError(f"x must have at least 2 rows to fit PPCA; got {t.shape[0]}")
+    if has_nan(t):  # the spread of each column's observed values
+        missing = torch.isnan(t)
+        hi = torch.where(missing, -math.inf, t).amax(0)
+        spread = hi - torch.where(missing, math.inf, t).amin(0)
+    else:
+        spread = t.amax(0) - t.amin(0)
+    if not bool((spread > 0).any()):
+        raise ValueError(
+            "x has every row the same: PPCA's likelihood is unbounded there (sigma -> 0); "
+            "fit data that vary"
         )
     return t
 
@@ -234,13 +266,27 @@ def _log_likelihood_missing(x: torch.Tensor, params: PPCAParams) -> torch.Tensor
     return torch.cat(out)
 
 
-def _log_likelihood_complete(x: torch.Tensor, params: PPCAParams) -> torch.Tensor:
+def _log_likelihood_complete(
+    x: torch.Tensor, params: PPCAParams, stable: bool = False
+) -> torch.Tensor:
+    r"""``stable``: the quadratic form as :math:`\|r\|^2 / \sigma^2 + \|\bar z\|^2` with
+    :math:`\bar z = M^{-1} W^\top \tilde x` and :math:`r = \tilde x - W \bar z` (since
+    :math:`W^\top r = \sigma^2 \bar z`), which does not cancel: the fast form
+    :math:`(\|\tilde x\|^2 - \|L^{-1} W^\top \tilde x\|^2) / \sigma^2` loses
+    :math:`\epsilon \|\tilde x\|^2 / \sigma^2` (1e-3 nats per point where
+    :math:`\sigma^2` is 1e-12 of the data's variance). One more :math:`O(NDM)` product:
+    the public function pays it, the training loss does not."""
     w, mu, s2 = params
     d, m = w.shape
     xc = x - mu
     chol = _cholesky_or_nan(_m_matrix(w, s2))
-    u = torch.linalg.solve_triangular(chol, (xc @ w).T, upper=False)
-    quad = ((xc * xc).sum(1) - (u * u).sum(0)) / s2
+    if stable:
+        zbar = torch.cholesky_solve((xc @ w).T, chol).T
+        r = xc - zbar @ w.T
+        quad = (r * r).sum(1) / s2 + (zbar * zbar).sum(1)
+    else:
+        u = torch.linalg.solve_triangular(chol, (xc @ w).T, upper=False)
+        quad = ((xc * xc).sum(1) - (u * u).sum(0)) / s2
     logdet = (d - m) * torch.log(s2) + 2 * torch.log(torch.diagonal(chol)).sum()
     return -0.5 * (d * _LOG_2PI + logdet + quad)
 
@@ -272,7 +318,9 @@ def closed_form(x: object, latent_dim: int, *, chunk_size: int | None = None) ->
     Parameters
     ----------
     x : array_like, shape (N, D), or a stream of row chunks
-        Complete data (no NaN: for missing values use :func:`em`), :math:`N \ge 2`. A
+        Complete data (no NaN: for missing values use :func:`em`), :math:`N \ge 2`: a
+        tensor, a numpy array or a pandas DataFrame (integer data become float64, float16
+        float32; see :func:`ppl_models._checks.as_data`). A
         stream (a ``DataLoader``, :func:`ppl_models.datasets.open_npy`, any iterable of
         (rows, D) tensors) is read once into :func:`ppl_models.pca.moments`: memory
         independent of N.
@@ -307,7 +355,13 @@ def closed_form(x: object, latent_dim: int, *, chunk_size: int | None = None) ->
         mom, dtype = moments(x)
         m = _check_latent_dim(latent_dim, mom.mean.shape[0])
         return _from_covariance(mom.scatter / mom.n, mom.mean, m, dtype)
-    x = as_data(x, "x", ndim=2, min_rows=2)
+    x = as_data(x, "x", ndim=2, min_rows=2, allow_nan=True)
+    if has_nan(x):
+        raise ValueError(
+            f"x has {int(torch.isnan(x).sum())} missing value(s) (NaN): the closed form needs "
+            "complete data; em (the exact missing-data EM) and fit_svi with MarginalPPCA or "
+            "LatentPPCA handle missing values"
+        )
     n, d = x.shape
     m = _check_latent_dim(latent_dim, d)
     mean = _mean(x)
@@ -339,7 +393,9 @@ def _from_spectrum(
     """Tipping & Bishop's solution from the leading eigenpairs and tr S."""
     m = evals.shape[0]
     sigma2 = (trace - evals.sum()) / (d - m)
-    if not float(sigma2) > 1e-12 * max(float(trace), 1e-300):
+    # Zero up to the rounding of the eigenvalues (select_latent_dim's floor, 4 D eps lam_1).
+    floor = 4 * d * torch.finfo(torch.float64).eps * max(float(evals[0]), 1e-300)
+    if not float(sigma2) > floor:
         raise ValueError(
             f"x has no variance outside its leading {m} directions (sigma2 = {float(sigma2):.3g}); "
             "the PPCA likelihood is unbounded: use a smaller latent_dim"
@@ -422,7 +478,7 @@ def log_likelihood(x: object, params: PPCAParams) -> torch.Tensor:
     params = _like(params, x)
     if bool(torch.isnan(x).any()):
         return _log_likelihood_missing(x, params)
-    return _log_likelihood_complete(x, params)
+    return _log_likelihood_complete(x, params, stable=True)
 
 
 def posterior(x: object, params: PPCAParams) -> tuple[torch.Tensor, torch.Tensor]:
@@ -583,7 +639,9 @@ def em(
     Parameters
     ----------
     x : array_like, shape (N, D)
-        Data; NaN marks a missing coordinate (no row or column may be entirely missing).
+        Data; NaN marks a missing coordinate (no row or column may be entirely missing). A
+        tensor, a numpy array or a pandas DataFrame (converted as by
+        :func:`ppl_models._checks.as_data`).
     latent_dim : int
         :math:`M`, :math:`1 \le M < D`.
     tol : float
@@ -650,9 +708,14 @@ def em(
         trace = sum(((x[i : i + rows] - mean).to(f64) ** 2).sum() for i in range(0, n, rows)) / n
 
         def s_times(w: torch.Tensor) -> torch.Tensor:
-            z = centred_matmul(x, mean, w.to(x.dtype))
-            return centred_rmatmul(x, mean, z).to(f64) / n
+            z = _centred_matmul(x, mean, w.to(x.dtype))
+            return _centred_rmatmul(x, mean, z).to(f64) / n
 
+    _check_variance(float(trace))
+    # EM's sigma2 falls towards 0 where the data have no variance outside M directions
+    # (the likelihood is unbounded there): below the rounding level, refuse as closed_form
+    # does rather than fail in a Cholesky factorisation or return sigma2 <= 0.
+    floor = 4 * d * torch.finfo(f64).eps * float(trace)
     if init is None:
         gen = torch.Generator().manual_seed(
             0 if seed is None else check_int(seed, "seed", minimum=0)
@@ -667,7 +730,9 @@ def em(
     eye = torch.eye(m, dtype=f64, device=device)
 
     def loglik(w: torch.Tensor, s2: torch.Tensor, sw: torch.Tensor) -> tuple[float, torch.Tensor]:
-        chol = torch.linalg.cholesky(w.T @ w + s2 * eye)
+        chol, info = torch.linalg.cholesky_ex(w.T @ w + s2 * eye)
+        if int(info) != 0 or not float(s2) > floor:
+            _unbounded(m, float(s2))
         minv_wtsw = torch.cholesky_solve(w.T @ sw, chol)
         ll = (
             -0.5
@@ -701,6 +766,21 @@ def em(
             break
     params = PPCAParams(w.to(dtype), mean.to(dtype), s2.to(dtype))
     return EMResult(params, torch.tensor(history, dtype=f64), it, converged)
+
+
+def _check_variance(trace: float) -> None:
+    if not trace > 0:
+        raise ValueError(
+            "x has no variance (every row is the same): PPCA's likelihood is unbounded "
+            "(sigma2 -> 0); fit data that vary"
+        )
+
+
+def _unbounded(m: int, s2: float) -> None:
+    raise ValueError(
+        f"x has no variance outside its leading {m} directions (EM's sigma2 fell to {s2:.3g}, "
+        "zero up to rounding): the PPCA likelihood is unbounded; use a smaller latent_dim"
+    )
 
 
 def _em_missing(
@@ -776,6 +856,8 @@ def _em_missing(
     xs = torch.where(obs, x.to(f64) - shift, zero)  # zero where missing
     sum_sq = (xs * xs).sum()
     trace = ((xs * xs).sum(0) / count).sum()
+    _check_variance(float(trace))
+    floor = 4 * d * torch.finfo(f64).eps * float(trace)
 
     if init is None:
         gen = torch.Generator().manual_seed(
@@ -808,7 +890,9 @@ def _em_missing(
         for start in range(0, n, rows):
             o, xo = of[start : start + rows], xs[start : start + rows]
             xc = xo - o * mu
-            chol = torch.linalg.cholesky((o @ ww).reshape(-1, m, m) + s2 * eye)
+            chol, info = torch.linalg.cholesky_ex((o @ ww).reshape(-1, m, m) + s2 * eye)
+            if bool((info != 0).any()):
+                _unbounded(m, float(s2))
             proj = (xc @ w).unsqueeze(-1)
             u = torch.linalg.solve_triangular(chol, proj, upper=False).squeeze(-1)
             d_n = o.sum(1)
@@ -830,10 +914,13 @@ def _em_missing(
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
-        wt = torch.cholesky_solve(b.unsqueeze(-1), torch.linalg.cholesky(a)).squeeze(-1)
+        chol_a, info = torch.linalg.cholesky_ex(a)
+        if bool((info != 0).any()):
+            _unbounded(m, float(s2))
+        wt = torch.cholesky_solve(b.unsqueeze(-1), chol_a).squeeze(-1)
         w, mu = wt[:, :m], wt[:, m]
         s2 = (sum_sq - (b * wt).sum()) / n_obs
-        if not float(s2) > 0:
+        if not float(s2) > floor:
             raise ValueError(
                 f"the missing-data EM reached sigma2 = {float(s2):.3g} at iteration {it}: the "
                 "observed entries are fitted exactly; use a smaller latent_dim"
@@ -943,8 +1030,9 @@ class MarginalPPCA(PyroModule):
         self.sigma = PyroParam(sigma, constraint=constraints.positive)
 
     def validate_data(self, x: object) -> tuple[torch.Tensor]:
-        """Check ``x``: (N, D), NaN allowed for missing coordinates, no empty row."""
-        return (_check_rows(x, self.data_dim),)
+        """Check ``x``: (N, D) with N >= 2, NaN allowed for missing coordinates, no empty
+        row, not every row the same (the likelihood would be unbounded: sigma -> 0)."""
+        return (_check_fit_rows(x, self.data_dim),)
 
     @pyro_method
     def model(self, x: torch.Tensor | None = None, *, num_points: int | None = None) -> None:
@@ -1126,7 +1214,7 @@ class LatentPPCA(PyroModule):
     def validate_data(self, x: object) -> tuple[torch.Tensor]:
         """Check ``x``: (N, D), NaN allowed for missing coordinates, no empty row; with
         the local guide, exactly ``num_data`` rows."""
-        x = _check_rows(x, self.data_dim)
+        x = _check_fit_rows(x, self.data_dim)
         if self.guide_kind == "local" and x.shape[0] != self.num_data:
             raise ValueError(
                 f"x must have num_data = {self.num_data} rows for the local guide, which holds "
@@ -1206,7 +1294,8 @@ class LatentDimSelection(NamedTuple):
         The criterion for each, float64: the log-evidence (``"minka"``, up to a constant
         that does not depend on :math:`M`) and the held-out log-likelihood per point
         (``"heldout"``) are maximised; BIC (``"bic"``) is minimised. ``-inf`` (``+inf``
-        for BIC) where the data leave no variance outside :math:`M` directions.
+        for BIC) where :math:`M` is beyond the data's rank (the :math:`M`-th eigenvalue
+        is zero up to rounding: that column of ``W`` is not identified).
     method : str
         The criterion used.
     """
@@ -1243,19 +1332,31 @@ def _eigh_all(x: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, torch.
     return lam, vh.T
 
 
+def _noise_floor(lam: torch.Tensor) -> float:
+    """The rounding level of the eigenvalues of the float64 covariance: an eigensolver's
+    absolute error is about ``D eps lam_1``. A variance below it is zero up to rounding."""
+    return 4 * lam.shape[0] * torch.finfo(torch.float64).eps * max(float(lam[0]), 1e-300)
+
+
 def _discarded_variance(lam: torch.Tensor, m: int) -> float:
-    """sigma^2 of the closed form, or 0.0 where it is zero up to rounding."""
+    """sigma^2 of the closed form, at least the rounding floor: data with no variance left
+    outside M directions are fitted as if sigma^2 were at the rounding level, the best fit
+    the arithmetic can tell apart (scikit-learn's _assess_dimension clamps it likewise)."""
     d = lam.shape[0]
     s2 = float(lam[m:].sum()) / (d - m)
-    return s2 if s2 > 1e-12 * max(float(lam.sum()), 1e-300) else 0.0
+    return max(s2, _noise_floor(lam))
+
+
+def _identified(lam: torch.Tensor, m: int) -> bool:
+    """Whether the M-th direction carries variance above rounding (else M is beyond the
+    data's rank and the M-th column of W is not identified)."""
+    return float(lam[m - 1]) > _noise_floor(lam)
 
 
 def _max_loglik(lam: torch.Tensor, m: int, n: int) -> float:
-    r"""Tipping & Bishop's maximised log-likelihood from the spectrum."""
+    r"""Tipping & Bishop's maximised log-likelihood from the spectrum (sigma^2 floored)."""
     d = lam.shape[0]
     s2 = _discarded_variance(lam, m)
-    if s2 == 0.0:
-        return math.inf
     return -0.5 * n * (d * _LOG_2PI + float(torch.log(lam[:m]).sum()) + (d - m) * math.log(s2) + d)
 
 
@@ -1263,9 +1364,9 @@ def _minka_log_evidence(lam: torch.Tensor, m: int, n: int) -> float:
     r"""Minka's Laplace approximation :math:`\ln p(D \mid k)`, k = m, without the
     k-independent constant (Minka 2000, section 3)."""
     d = lam.shape[0]
-    v = _discarded_variance(lam, m)
-    if v == 0.0:
+    if not _identified(lam, m):
         return -math.inf
+    v = _discarded_variance(lam, m)
     i = torch.arange(1, m + 1, dtype=torch.float64)
     # p(U): the inverse volume of the Stiefel manifold, 2^-k prod Gamma((d-i+1)/2) pi^-(d-i+1)/2
     log_pu = -m * math.log(2.0) + float(
@@ -1281,16 +1382,28 @@ def _minka_log_evidence(lam: torch.Tensor, m: int, n: int) -> float:
     lam_hat[m:] = v
     rows, cols = torch.triu_indices(m, d, offset=1)
     terms = (1.0 / lam_hat[cols] - 1.0 / lam_hat[rows]) * (lam[rows] - lam[cols]) * n
+    if not bool((terms > 0).all()):
+        return -math.inf  # tied eigenvalues among the first M: the approximation breaks down
     log_az = float(torch.log(terms).sum())
     return log_pu + log_lik + log_2pi - 0.5 * log_az - 0.5 * m * math.log(n)
 
 
 def _bic(lam: torch.Tensor, m: int, n: int) -> float:
-    d = lam.shape[0]
-    ll = _max_loglik(lam, m, n)
-    if ll == math.inf:
+    r"""BIC of PPCA with M latent dimensions in the span of the centred data.
+
+    With :math:`N \le D` the centred data span only :math:`r = N - 1` dimensions: the
+    other :math:`D - r` eigenvalues are exactly zero, the likelihood in those directions
+    is that of no data, and counting them (in :math:`\sigma^2` and in the parameters)
+    makes every added dimension look better (on 40 x 100 data of rank 3, BIC ran to the
+    largest M allowed). The model is therefore scored in the span, :math:`D' = r`
+    coordinates: :math:`\ln L^*` from the :math:`r` non-zero eigenvalues and
+    :math:`p = D'M - M(M-1)/2 + 1 + D'` parameters (``W`` up to rotation,
+    :math:`\sigma^2`, :math:`\mu`). With :math:`N > D` this is the usual count."""
+    d = min(lam.shape[0], n - 1)
+    lam = lam[:d]
+    if m >= d or not _identified(lam, m):
         return math.inf
-    # W up to rotation (D M - M (M - 1) / 2), sigma^2 and mu.
+    ll = _max_loglik(lam, m, n)
     n_free = d * m - m * (m - 1) / 2 + 1 + d
     return -2.0 * ll + n_free * math.log(n)
 
@@ -1351,10 +1464,28 @@ def select_latent_dim(
       split is noisy: on 3 strong directions in D = 10 with N = 500 it picks the wrong
       dimension about a quarter of the time.)
 
+    **No noise left.** Where the data have no variance outside :math:`M` directions
+    (exactly low-rank data, or noise far below the signal), :math:`\hat\sigma^2` is zero
+    up to rounding. That is the best possible fit, not the worst: as scikit-learn's
+    ``PCA(n_components="mle")`` does, :math:`\hat\sigma^2` is held at the rounding level
+    of the eigenvalues (:math:`4 D \epsilon \lambda_1`), so such an :math:`M` scores
+    best; an :math:`M` whose own eigenvalue :math:`\lambda_M` is at that level is beyond
+    the data's rank and scores ``-inf`` (``+inf`` for BIC). (:func:`closed_form` still
+    refuses to fit an :math:`M` with :math:`\hat\sigma^2 = 0`: its likelihood is
+    unbounded.)
+
+    **Fewer rows than columns.** With :math:`N \le D` the centred data span
+    :math:`r = N - 1` dimensions; BIC scores the model in that span (:math:`D' = r` in
+    :math:`\ln L^*` and in :math:`p`), since the :math:`D - r` directions without data
+    would otherwise make every added dimension look better.
+
+    A ``RuntimeWarning`` says when the chosen :math:`M` is ``max_dim`` while a larger one
+    was possible (a larger ``max_dim``, or more rows): the criterion may prefer more.
+
     Parameters
     ----------
     x : array_like, shape (N, D)
-        Complete data, :math:`D \ge 2`.
+        Complete data, :math:`D \ge 2` (a tensor, a numpy array or a pandas DataFrame).
     method : {"minka", "bic", "heldout"}
     max_dim : int, optional
         The largest :math:`M` considered: by default the largest the data allow, one
@@ -1419,10 +1550,10 @@ def select_latent_dim(
             mean = _mean(train)
             lam, u = _eigh_all(train, mean)
             for k, m in enumerate(dims.tolist()):
-                s2 = _discarded_variance(lam, m)
-                if s2 == 0.0:
-                    total[k:] = -math.inf  # no variance left: the likelihood is unbounded
+                if not _identified(lam, m):
+                    total[k:] = -math.inf  # beyond the training data's rank
                     break
+                s2 = _discarded_variance(lam, m)
                 w = u[:, :m] * (lam[:m] - s2).clamp_min(0).sqrt()
                 p = PPCAParams(w.to(x), mean, torch.tensor(s2, dtype=x.dtype, device=x.device))
                 total[k] += float(log_likelihood(held, p).sum(dtype=torch.float64))
@@ -1432,7 +1563,16 @@ def select_latent_dim(
         fn = _minka_log_evidence if method == "minka" else _bic
         scores = torch.tensor([fn(lam, m, n) for m in dims.tolist()], dtype=torch.float64)
     best = int(torch.argmin(scores)) if method == "bic" else int(torch.argmax(scores))
-    return LatentDimSelection(int(dims[best]), dims, scores, method)
+    chosen = int(dims[best])
+    if chosen == max_dim and max_dim < d - 1:
+        warnings.warn(
+            f"select_latent_dim: the {method!r} criterion is best at max_dim = {max_dim}, the "
+            f"largest dimension considered (D = {d}, N = {n}): the latent dimension may be "
+            "larger; raise max_dim or give more rows",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return LatentDimSelection(chosen, dims, scores, method)
 
 
 class PPCAClassifier:
@@ -1467,6 +1607,13 @@ class PPCAClassifier:
         Each class's fitted parameters.
     log_priors_ : torch.Tensor, shape (C,)
 
+    See Also
+    --------
+    ppl_models.estimators.PPCAClassifier : the scikit-learn estimator over this class
+        (``n_components``, any label type, numpy out; for pipelines, ``cross_val_score``
+        and ``GridSearchCV``). This class is the torch-level one: integer labels, torch
+        tensors out; scikit-learn's machinery refuses it with a message naming that one.
+
     Examples
     --------
     >>> g = torch.Generator().manual_seed(0)
@@ -1478,12 +1625,28 @@ class PPCAClassifier:
     [0, 1]
     """
 
+    _NOT_AN_ESTIMATOR = (
+        "ppl_models.ppca.PPCAClassifier is the torch-level classifier (torch tensors out, "
+        "integer labels); in scikit-learn pipelines, cross-validation and searches use "
+        "ppl_models.estimators.PPCAClassifier(n_components=...), which fits this one"
+    )
+
     def __init__(self, latent_dim: int, *, priors: object = None):
         self.latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
         self.priors = priors
         self.classes_: torch.Tensor | None = None
         self.params_: list[PPCAParams] = []
         self.log_priors_: torch.Tensor | None = None
+
+    def __sklearn_tags__(self) -> None:
+        """scikit-learn asks every step for its tags: a clear refusal instead of its
+        ``no attribute '__sklearn_tags__'``."""
+        raise TypeError(self._NOT_AN_ESTIMATOR)
+
+    def get_params(self, deep: bool = True) -> None:
+        """scikit-learn's ``clone`` (``cross_val_score``, ``GridSearchCV``) starts here:
+        a clear refusal, as in :meth:`__sklearn_tags__`."""
+        raise TypeError(self._NOT_AN_ESTIMATOR)
 
     def _labels(self, y: object, n: int) -> torch.Tensor:
         import numpy as np

@@ -71,6 +71,13 @@ data, with its priors built in that dtype and on the data's device (float64 data
 float64 prior draws and NUTS samples); priors made of plain floats work too, their draws
 cast to that dtype.
 
+Data. Every function that takes data converts them once, at the entry
+(:func:`ppl_models._checks.as_data`): torch tensors and numpy arrays, and pandas
+DataFrames and Series (a column that does not hold numbers is refused by name); floating
+data keep their dtype, float16 is computed in float32, integer and boolean numpy data
+become float64 (numpy's and scikit-learn's convention); sparse matrices are refused (pass
+``.toarray()``).
+
 References
 ----------
 C. M. Bishop, *Pattern Recognition and Machine Learning* (PRML), sections 1.1, 1.2.5,
@@ -91,6 +98,7 @@ from pyro.nn import PyroModule, PyroParam, PyroSample
 
 from ._checks import as_data, as_design, check_int, check_positive, promoted_like
 from .inference import data_plate, pyro_method
+from .inference.potentials import ClosedFormPotential
 
 __all__ = [
     "EvidenceResult",
@@ -139,7 +147,13 @@ def polynomial_features(x: object, degree: int) -> torch.Tensor:
     x = as_data(x, "x", ndim=1, min_rows=1)
     degree = check_int(degree, "degree", minimum=0)
     # torch.linalg.vander refuses N=1, and integer powers are exact enough here.
-    return x[:, None] ** torch.arange(degree + 1, device=x.device, dtype=x.dtype)
+    phi = x[:, None] ** torch.arange(degree + 1, device=x.device, dtype=x.dtype)
+    if not bool(torch.isfinite(phi).all()):
+        raise ValueError(
+            f"x ** degree overflows {x.dtype} (max |x| = {float(x.abs().max()):.3g}, degree "
+            f"{degree}): rescale x (e.g. to [-1, 1]) or pass float64 data"
+        )
+    return phi
 
 
 def gaussian_features(x: object, centers: object, width: float) -> torch.Tensor:
@@ -169,7 +183,13 @@ def gaussian_features(x: object, centers: object, width: float) -> torch.Tensor:
     x = as_data(x, "x", ndim=1, min_rows=1)
     centers = as_data(centers, "centers", ndim=1, min_rows=1).to(x)
     s = check_positive(width, "width", allow_tensor=False)
-    bumps = torch.exp(-((x[:, None] - centers[None, :]) ** 2) / (2.0 * s * s))
+    two_s2 = torch.tensor(2.0 * s * s, dtype=x.dtype)
+    if not (0 < float(two_s2) < math.inf):
+        raise ValueError(
+            f"width = {s!r} has a square that {x.dtype} cannot hold (it under- or overflows); "
+            "rescale x and the centres"
+        )
+    bumps = torch.exp(-((x[:, None] - centers[None, :]) ** 2) / two_s2.to(x.device))
     return torch.cat([torch.ones_like(x)[:, None], bumps], dim=1)
 
 
@@ -231,7 +251,15 @@ def _scalar(value: object, name: str, like: torch.Tensor) -> torch.Tensor:
     v = check_positive(value, name)
     if isinstance(v, torch.Tensor) and v.numel() != 1:
         raise ValueError(f"{name} must be a single number; got a tensor of shape {tuple(v.shape)}")
-    return torch.as_tensor(v, dtype=like.dtype, device=like.device).reshape(())
+    t = torch.as_tensor(v, dtype=like.dtype, device=like.device).reshape(())
+    # A precision whose reciprocal (a variance) or itself is not representable in the
+    # data's dtype would turn into 0 or inf inside the formulas.
+    if not (bool(torch.isfinite(t)) and bool(torch.isfinite(1.0 / t)) and float(t) > 0):
+        raise ValueError(
+            f"{name} = {float(v):g} is out of the range of {like.dtype}: it or its reciprocal "
+            "under- or overflows; rescale the data or pass float64"
+        )
+    return t
 
 
 def _svd(phi: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -265,21 +293,32 @@ def mle(phi: object, t: object, rcond: float | None = None) -> RegressionParams:
     rank-deficient ones (:math:`N < M`) get the minimum-norm solution. Then
     :math:`1/\beta = \frac1N \lVert t - \Phi w \rVert^2`, the mean squared residual.
 
+    The default cut-off is relative to the dtype and to the singular values only:
+    :math:`\epsilon \min(N, M)\, s_{max}`, :math:`\epsilon` the machine epsilon of the
+    dtype, the backward error of the SVD. (numpy's :math:`\epsilon \max(N, M)` grows with
+    the number of rows: in float32 at :math:`N = 5 \times 10^5` it is 0.06, and it drops
+    a direction of a design whose condition number is 17.) scipy's ``lstsq`` uses
+    :math:`\epsilon\, s_{max}`; both keep every direction the data determine.
+
     Parameters
     ----------
     phi : array_like, shape (N, M)
-        Design matrix, :math:`N \ge 2`.
+        Design matrix, :math:`N \ge 2`. Floating inputs keep their dtype (float16 is
+        computed in float32); integer numpy data become float64; pandas objects are
+        accepted.
     t : array_like, shape (N,)
         Targets.
     rcond : float, optional
-        Relative cut-off for small singular values; by default machine epsilon times
-        :math:`\max(N, M)` (numpy's ``lstsq`` default).
+        Relative cut-off for small singular values (see above).
 
     Returns
     -------
     RegressionParams
-        ``w`` of shape ``(M,)``, ``beta`` of shape ``()``. ``beta`` is ``inf`` when the fit
-        interpolates the data exactly (e.g. :math:`M \ge N`): the residual is zero.
+        ``w`` of shape ``(M,)``, ``beta`` of shape ``()``. When the fit interpolates the
+        data (the rank of ``phi`` reaches :math:`N`, e.g. :math:`M \ge N`, or ``t`` lies
+        in the span of its columns to working precision) the residual is zero and
+        ``beta`` is ``inf``, with a ``RuntimeWarning``: there is no noise left to estimate
+        (use fewer basis functions, or :func:`posterior` / :func:`maximize_evidence`).
 
     Examples
     --------
@@ -293,15 +332,41 @@ def mle(phi: object, t: object, rcond: float | None = None) -> RegressionParams:
     phi, t = _check_xy(phi, t)
     n, m = phi.shape
     c, s, Vh = _svd(phi, t)
+    eps = torch.finfo(phi.dtype).eps
     if rcond is None:
-        rcond = torch.finfo(phi.dtype).eps * max(n, m)
+        rcond = eps * min(n, m)
     else:
         rcond = check_positive(rcond, "rcond", allow_tensor=False)
     keep = s > rcond * s[0]
     inv_s = torch.where(keep, 1.0 / torch.where(keep, s, torch.ones_like(s)), torch.zeros_like(s))
     w = Vh.T @ (inv_s * c)
     resid = t - phi @ w
-    beta = 1.0 / (resid @ resid / n)
+    ss = resid @ resid
+    rank = int(keep.sum())
+    # A zero residual computed in floating point is the rounding of the backward error:
+    # |r| <= c eps (s_max |w| + |t|) (Higham, Accuracy and Stability, 20.1). Below that the
+    # data are fitted exactly and 1 / beta is 0, not a rounding error's square (1e-31).
+    floor = (
+        8
+        * min(n, m)
+        * eps
+        * (float(s[0]) * float(torch.linalg.vector_norm(w)) + float(torch.linalg.vector_norm(t)))
+    )
+    if rank >= n or float(ss) <= floor * floor:
+        why = (
+            f"phi has rank {rank} >= N = {n} rows"
+            if rank >= n
+            else "t lies in the span of phi's columns to working precision"
+        )
+        warnings.warn(
+            f"mle: the fit interpolates the data ({why}): the residual is zero and the noise "
+            "precision beta is infinite. Use fewer basis functions than data points, or the "
+            "Bayesian posterior (posterior, maximize_evidence).",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return RegressionParams(w, torch.full((), math.inf, dtype=phi.dtype, device=phi.device))
+    beta = 1.0 / (ss / n)
     return RegressionParams(w, beta)
 
 
@@ -328,6 +393,9 @@ def predictive(phi_new: object, params: RegressionParams) -> dist.Normal:
     >>> d.mean, d.stddev
     (tensor([2.]), tensor([0.5000]))
     """
+    if not isinstance(params, tuple) or len(params) != 2:
+        raise TypeError(f"params must be a RegressionParams(w, beta); got {type(params).__name__}")
+    params = RegressionParams(*params)
     phi_new = as_data(phi_new, "phi_new", ndim=2, min_rows=1)
     w = as_data(params.w, "params.w", ndim=1, min_rows=1).to(phi_new)
     beta = _scalar(params.beta, "params.beta", phi_new)
@@ -409,7 +477,18 @@ def posterior(phi: object, t: object, alpha: float, beta: float) -> Posterior:
             Vh * shrink[:, None]
         )
     cov = 0.5 * (cov + cov.T)
+    _check_overflow((mean, cov), alpha, beta)
     return Posterior(mean, cov)
+
+
+def _check_overflow(values: tuple, alpha: torch.Tensor, beta: torch.Tensor) -> None:
+    """Precisions that the dtype holds can still overflow in beta s^2 or alpha m^T m."""
+    if not all(bool(torch.isfinite(v).all()) for v in values):
+        raise ValueError(
+            f"alpha = {float(alpha):g} and beta = {float(beta):g} overflow "
+            f"{alpha.dtype} with these data (in beta * s^2 or the posterior): rescale phi and "
+            "t, or choose less extreme precisions"
+        )
 
 
 def predictive_posterior(phi_new: object, post: Posterior, beta: float) -> dist.Normal:
@@ -441,6 +520,9 @@ def predictive_posterior(phi_new: object, post: Posterior, beta: float) -> dist.
     >>> d.mean, d.variance
     (tensor([2., 4.]), tensor([1.0000, 2.5000]))
     """
+    if not isinstance(post, tuple) or len(post) != 2:
+        raise TypeError(f"post must be a Posterior(mean, covariance); got {type(post).__name__}")
+    post = Posterior(*post)
     phi_new = as_data(phi_new, "phi_new", ndim=2, min_rows=1)
     mean = as_data(post.mean, "post.mean", ndim=1, min_rows=1).to(phi_new)
     cov = as_data(post.covariance, "post.covariance", ndim=2, min_rows=1).to(phi_new)
@@ -455,7 +537,12 @@ def predictive_posterior(phi_new: object, post: Posterior, beta: float) -> dist.
             f"phi_new must have {m} columns (the length of mean); got {phi_new.shape[1]}"
         )
     var = 1.0 / beta + ((phi_new @ cov) * phi_new).sum(-1)
-    return dist.Normal(phi_new @ mean, var.sqrt())
+    loc = phi_new @ mean
+    if not bool(torch.isfinite(var).all() & torch.isfinite(loc).all()):
+        raise ValueError(f"phi_new overflows {phi_new.dtype} in the predictive: rescale it")
+    if not bool((var > 0).all()):
+        raise ValueError("post.covariance must be positive semi-definite (a variance < 0)")
+    return dist.Normal(loc, var.sqrt())
 
 
 def _log_evidence(
@@ -510,7 +597,9 @@ def log_evidence(phi: object, t: object, alpha: float, beta: float) -> torch.Ten
     phi, t = _check_xy(phi, t)
     alpha = _scalar(alpha, "alpha", phi)
     beta = _scalar(beta, "beta", phi)
-    return _log_evidence(phi, t, alpha, beta, _svd(phi, t))
+    value = _log_evidence(phi, t, alpha, beta, _svd(phi, t))
+    _check_overflow((value,), alpha, beta)
+    return value
 
 
 def maximize_evidence(
@@ -626,7 +715,9 @@ def maximize_evidence(
     # gamma at the final (alpha, beta), so that the returned triple is consistent.
     lam = b * s2
     gamma = (lam / (a + lam)).sum()
-    return EvidenceResult(a, b, gamma, _log_evidence(phi, t, a, b, svd), it, converged)
+    value = _log_evidence(phi, t, a, b, svd)
+    _check_overflow((value, gamma), a, b)
+    return EvidenceResult(a, b, gamma, value, it, converged)
 
 
 # ---------------------------------------------------------------------------
@@ -742,6 +833,65 @@ class LinearRegression(PyroModule):
 
     def guide(self, phi: torch.Tensor, t: torch.Tensor | None = None) -> None:
         """The empty guide: with no priors, SVI is maximum likelihood."""
+
+    def nuts_potential(self, phi: torch.Tensor, t: torch.Tensor) -> ClosedFormPotential | None:
+        r"""The potential energy for NUTS with its gradient in closed form, from the
+        sufficient statistics :math:`\Phi^	op\Phi`, :math:`\Phi^	op t`, :math:`t^	op t`
+        (``None`` without a prior). In Pyro's unconstrained coordinates (:math:`w`, and
+        :math:`u = \lneta` for a Gamma prior on :math:`eta`), with
+        :math:`r^2 = t^	op t - 2 w^	op \Phi^	op t + w^	op \Phi^	op\Phi w`,
+
+        .. math::
+
+            U = -\Big[	frac N2 \ln	frac{eta}{2\pi} - 	fraceta2 r^2
+                + 	frac M2 \ln	frac{lpha}{2\pi} - 	fraclpha2 w^	op w
+                + a_0 \ln b_0 - \ln\Gamma(a_0) + a_0 u - b_0 eta\Big],
+
+        (the prior terms where :math:`w`, :math:`eta` carry priors; :math:`a_0 u` is the
+        Gamma density's :math:`(a_0 - 1)\lneta` plus the log-Jacobian :math:`u`), so
+        :math:`\partial U/\partial w = eta(\Phi^	op\Phi w - \Phi^	op t) + lpha w` and
+        :math:`\partial U / \partial u = eta(r^2/2 + b_0) - N/2 - a_0`.
+        :func:`~ppl_models.inference.run_nuts` uses it only where it equals Pyro's
+        potential and gradient (a prior replaced by another fails that check).
+        """
+        if self.alpha is None and self.beta_prior is None:
+            return None
+        like = promoted_like(self, phi, t)
+        phi, t = phi.to(like), t.to(like)
+        n, m = phi.shape
+        gram, phit, tt = phi.T @ phi, phi.T @ t, t @ t
+        alpha, beta_prior = self.alpha, self.beta_prior
+        w_fixed = None if alpha is not None else self.w.detach().to(like)
+        beta_fixed = None if beta_prior is not None else torch.as_tensor(self.beta).detach()
+        half_log_2pi = 0.5 * math.log(2 * math.pi)
+        const = -n * half_log_2pi
+        if alpha is not None:
+            const += m * (0.5 * math.log(alpha) - half_log_2pi)
+        if beta_prior is not None:
+            a0, b0 = beta_prior
+            const += a0 * math.log(b0) - math.lgamma(a0)
+
+        def value_and_grad(z: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+            w = z["w"] if alpha is not None else w_fixed
+            if beta_prior is not None:
+                u = z["beta"]
+                beta = u.exp()
+            else:
+                beta = beta_fixed.to(like)
+                u = beta.log()
+            gw = gram @ w
+            r2 = tt - 2 * (w @ phit) + w @ gw
+            lp = const + 0.5 * n * u - 0.5 * beta * r2
+            grads = {}
+            if alpha is not None:
+                lp = lp - 0.5 * alpha * (w @ w)
+                grads["w"] = beta * (gw - phit) + alpha * w
+            if beta_prior is not None:
+                lp = lp + a0 * u - b0 * beta
+                grads["beta"] = beta * (0.5 * r2 + b0) - 0.5 * n - a0
+            return -lp, grads
+
+        return ClosedFormPotential(value_and_grad)
 
     def params(self) -> RegressionParams:
         """The current point parameters as :class:`RegressionParams` (detached).

@@ -88,6 +88,13 @@ torch's own type promotion does: a module built in the default float32 runs on f
 data, on the data's device (the prior of ``z`` too). The networks run in their own (the
 module's) dtype: their input is cast to it, their output to the computation dtype.
 
+Data. Every function that takes data converts them once, at the entry
+(:func:`ppl_models._checks.as_data`): torch tensors and numpy arrays, and pandas
+DataFrames and Series (a column that does not hold numbers is refused by name); floating
+data keep their dtype, float16 is computed in float32, integer and boolean numpy data
+become float64 (numpy's and scikit-learn's convention); sparse matrices are refused (pass
+``.toarray()``).
+
 References
 ----------
 D. P. Kingma, M. Welling, *Auto-encoding variational Bayes*, ICLR 2014.
@@ -115,6 +122,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._checks import (
+    as_array,
     as_data,
     check_binary,
     check_choice,
@@ -190,6 +198,28 @@ def gaussian_kl(loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     >>> round(float(gaussian_kl(torch.tensor([[1.0]]), torch.tensor([[1.0]]))[0]), 6)
     0.5
     """
+    loc = as_data(loc, "loc", ndim=range(1, 8), min_rows=1)
+    scale = as_data(scale, "scale", ndim=range(1, 8), min_rows=1)
+    if loc.shape != scale.shape:
+        raise ValueError(
+            f"loc and scale must have one shape (..., M); got {tuple(loc.shape)} and "
+            f"{tuple(scale.shape)}"
+        )
+    if loc.shape[-1] == 0:
+        raise ValueError("loc and scale must have at least one latent coordinate (M >= 1)")
+    var = scale * scale
+    if not bool(((var > 0) & torch.isfinite(var)).all()):
+        raise ValueError(
+            f"scale must be positive with a square {var.dtype} can hold (neither 0 nor inf)"
+        )
+    if not bool(torch.isfinite(loc * loc).all()):
+        raise ValueError(f"loc must have a square {loc.dtype} can hold (no overflow)")
+    return _gaussian_kl(loc, scale)
+
+
+def _gaussian_kl(loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """:func:`gaussian_kl` without the checks: inside the loss, a check would read the
+    device's memory back on every step."""
     var = scale * scale
     return -0.5 * (1 + torch.log(var) - loc * loc - var).sum(-1)
 
@@ -232,19 +262,46 @@ def linear_elbo(params: VAEParams, x: object) -> torch.Tensor:
         raise ValueError(
             "params must be those of a linear VAE (hidden=()) with likelihood='normal'"
         )
-    w, b = params.decoder_weights[0], params.decoder_biases[0]
+    layers = {}
+    for field in ("encoder_weights", "encoder_biases", "decoder_weights", "decoder_biases"):
+        value = getattr(params, field)
+        if not isinstance(value, tuple) or len(value) != 1:
+            raise TypeError(f"params.{field} must be a tuple of one tensor (VAE.params())")
+        layers[field] = as_array(value[0], f"params.{field}[0]")
+    w, b = layers["decoder_weights"], layers["decoder_biases"]
+    d, m_dim = w.shape if w.ndim == 2 else (0, 0)
+    shapes = {
+        "encoder_weights": (2 * m_dim, d),
+        "encoder_biases": (2 * m_dim,),
+        "decoder_weights": (d, m_dim),
+        "decoder_biases": (d,),
+    }
+    for field, shape in shapes.items():
+        value = layers[field]
+        if tuple(value.shape) != shape or not d or not m_dim:
+            raise ValueError(
+                f"params.{field}[0] must have shape {shape} (a linear VAE's layers); got "
+                f"{tuple(value.shape)}"
+            )
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"params.{field}[0] must be finite")
+    sigma = as_array(params.sigma, "params.sigma")
+    if sigma.shape not in ((), (d,)) or not bool(((sigma > 0) & torch.isfinite(sigma)).all()):
+        raise ValueError(f"params.sigma must be positive and finite, of shape () or ({d},)")
     t = as_data(x, "x", ndim=2, min_rows=1).to(w.dtype)
     if t.shape[1] != w.shape[0]:
         raise ValueError(f"x must have {w.shape[0]} columns; got {t.shape[1]}")
-    m_dim = w.shape[1]
-    h = t @ params.encoder_weights[0].T + params.encoder_biases[0]
+    h = t @ layers["encoder_weights"].T.to(t) + layers["encoder_biases"].to(t)
     m, log_var = h[:, :m_dim], h[:, m_dim:]
     s2 = torch.exp(log_var)
-    sigma2 = (params.sigma**2).expand(w.shape[0])
+    sigma2 = (sigma.to(t) ** 2).expand(w.shape[0])
     resid = t - m @ w.T - b
     spread = s2 @ (w * w).T  # (N, D): sum_j W_dj^2 s_j^2
     expected = -0.5 * (torch.log(2 * math.pi * sigma2) + (resid**2 + spread) / sigma2).sum(-1)
-    return expected - gaussian_kl(m, torch.exp(0.5 * log_var))
+    out = expected - _gaussian_kl(m, torch.exp(0.5 * log_var))
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError(f"x overflows {t.dtype} in the ELBO (values too large): rescale x")
+    return out
 
 
 # ------------------------------------------------------------------------ Pyro model
@@ -321,9 +378,30 @@ class VAE(PyroModule):
     # -- data -------------------------------------------------------------------------
 
     def validate_data(self, x: object) -> tuple[torch.Tensor]:
-        """Check ``x``: finite, ``(N, data_dim)``, only 0 and 1 for the bernoulli
-        likelihood (called by :func:`~ppl_models.inference.fit_svi`)."""
-        return (self._check_x(x, "x", min_rows=2),)
+        r"""Check ``x``: finite, ``(N, data_dim)``, only 0 and 1 for the bernoulli
+        likelihood (called by :func:`~ppl_models.inference.fit_svi`).
+
+        With the normal likelihood, data that the decoder's bias alone reproduces exactly
+        are refused: every row the same (one shared :math:`\sigma`), or a constant column
+        (``sigma="per_dim"``). There the likelihood has no maximum: :math:`\sigma \to 0`
+        and the loss falls without bound (PPCA's closed form refuses the same data).
+        """
+        t = self._check_x(x, "x", min_rows=2)
+        if self.likelihood == "normal":
+            constant = (t.amax(0) - t.amin(0)) == 0
+            if self.sigma.dim() == 0 and bool(constant.all()):
+                raise ValueError(
+                    "x has every row the same: with likelihood='normal' the decoder reproduces "
+                    "it exactly, sigma -> 0 and the likelihood is unbounded; fit data that vary"
+                )
+            if self.sigma.dim() == 1 and bool(constant.any()):
+                cols = constant.nonzero().flatten().tolist()
+                raise ValueError(
+                    f"x has constant columns {cols[:10]}{' ...' if len(cols) > 10 else ''}: "
+                    "with sigma='per_dim' their sigma -> 0 and the likelihood is unbounded; "
+                    "drop those columns or use sigma='shared'"
+                )
+        return (t,)
 
     def _check_x(self, x: object, name: str = "x", min_rows: int = 1) -> torch.Tensor:
         t = as_data(x, name, ndim=2, min_rows=min_rows)
@@ -427,7 +505,7 @@ class VAE(PyroModule):
             sigma = self.sigma.expand(x.shape)
             log_lik = -(((x - out) / sigma) ** 2 / 2 + torch.log(sigma) + _LOG_2PI / 2).sum()
         if analytic_kl:
-            kl = gaussian_kl(loc, scale).sum()
+            kl = _gaussian_kl(loc, scale).sum()
         else:
             # ln q(z|x) - ln p(z); the 2 pi terms cancel.
             kl = (((z - loc) / scale) ** 2 / -2 - torch.log(scale) + z * z / 2).sum()
@@ -517,7 +595,7 @@ def _log_weights(
     z = loc + scale * eps
     log_px = model._likelihood(z).log_prob(x)
     if analytic_kl:
-        return log_px - gaussian_kl(loc, scale)
+        return log_px - _gaussian_kl(loc, scale)
     # ln p(z) - ln q(z|x) written with eps: the Gaussian constants cancel.
     log_pz_minus_qz = (-0.5 * (z * z - eps * eps) + torch.log(scale)).sum(-1)
     return log_px + log_pz_minus_qz
@@ -659,6 +737,14 @@ def _estimate(
     return out
 
 
+def _one_point(model: VAE, x: object, name: str) -> torch.Tensor:
+    """One point, shape (D,) or (1, D), checked like the model's data; returned as (1, D)."""
+    t = as_data(x, name, ndim=(1, 2), min_rows=1)
+    if t.ndim == 2 and t.shape[0] != 1:
+        raise ValueError(f"{name} must be one point, of shape (D,) or (1, D); got {tuple(t.shape)}")
+    return model._check_x(t.reshape(1, -1), name)
+
+
 def interpolate(model: VAE, x_a: object, x_b: object, steps: int = 8) -> torch.Tensor:
     r"""Decode the straight line between the guide's means of two points:
     :math:`g_\theta\big((1 - t)\mu_\phi(x_a) + t\,\mu_\phi(x_b)\big)`, :math:`t` from 0 to 1.
@@ -676,8 +762,8 @@ def interpolate(model: VAE, x_a: object, x_b: object, steps: int = 8) -> torch.T
     """
     model = _check_vae(model)
     steps = check_int(steps, "steps", minimum=2)
-    za = model.encode(as_data(x_a, "x_a", ndim=(1, 2), min_rows=1).reshape(1, -1))[0]
-    zb = model.encode(as_data(x_b, "x_b", ndim=(1, 2), min_rows=1).reshape(1, -1))[0]
+    za = model.encode(_one_point(model, x_a, "x_a"))[0]
+    zb = model.encode(_one_point(model, x_b, "x_b"))[0]
     t = torch.linspace(0, 1, steps, dtype=za.dtype, device=za.device)[:, None]
     return model.decode((1 - t) * za + t * zb)
 
@@ -699,7 +785,7 @@ def latent_traversal(model: VAE, x: object, values: object) -> torch.Tensor:
         Row ``j`` decodes :math:`\mu_\phi(x)` with coordinate ``j`` set to each value.
     """
     model = _check_vae(model)
-    z0 = model.encode(as_data(x, "x", ndim=(1, 2), min_rows=1).reshape(1, -1))[0][0]
+    z0 = model.encode(_one_point(model, x, "x"))[0][0]
     v = as_data(values, "values", ndim=1, min_rows=1).to(z0)
     m = model.latent_dim
     z = z0.expand(m, len(v), m).clone()

@@ -58,6 +58,7 @@ from . import _arviz
 from ._arviz import LooResult, get_group, loo, loo_pit, rhat, summary
 from ._checks import check_choice, check_int
 from .inference import to_tensor
+from .inference.nuts import NutsRun
 from .inference.plates import local_params
 
 __all__ = [
@@ -355,10 +356,12 @@ def to_inference_data(
 
     Parameters
     ----------
-    source : pyro.infer.MCMC or PyroModule or dict
-        * an MCMC run (e.g. from :func:`~ppl_models.inference.run_nuts`): the posterior is
-          ``source.get_samples(group_by_chain=True)``; the run's module and data are used
-          when ``module`` and ``data`` are omitted;
+    source : NutsRun or pyro.infer.MCMC or PyroModule or dict
+        * an MCMC run (from :func:`~ppl_models.inference.run_nuts`, or Pyro's ``MCMC``):
+          the posterior is ``source.get_samples(group_by_chain=True)``; the run's module
+          and data are used when ``module`` and ``data`` are omitted; a ``NutsRun``'s
+          sample statistics (divergences, tree depth, step size, energy) go to
+          sample_stats;
         * a module fitted by :func:`~ppl_models.inference.fit_svi`: ``num_chains`` x
           ``num_samples`` independent draws from ``guide`` (default ``source.guide``)
           arranged as ``(chain, draw)``, so that R-hat of independent draws is about 1;
@@ -414,12 +417,13 @@ def to_inference_data(
     if observed_sites is not None and isinstance(observed_sites, str):
         observed_sites = [observed_sites]
     sample_stats = None
-    if isinstance(source, MCMC):
+    if isinstance(source, (MCMC, NutsRun)):
         if module is None:  # the module run_nuts sampled, or whose model the kernel traces
             module = getattr(source, "ppl_module", None)
+        kernel_model = source.kernel.model if isinstance(source, MCMC) else None
         if module is None:
-            module = getattr(source.kernel.model, "__self__", None)
-        model = _model_fn(module) if module is not None else source.kernel.model
+            module = getattr(kernel_model, "__self__", None)
+        model = _model_fn(module) if module is not None else kernel_model
         if model is None:
             raise ValueError(
                 "source (MCMC) samples a potential function, not a model: pass module="
@@ -433,8 +437,11 @@ def to_inference_data(
             raise ValueError("source (MCMC) has no samples; run it first")
         chains, draws_per_chain = next(iter(grouped.values())).shape[:2]
         draws = {k: v.reshape((chains * draws_per_chain, *v.shape[2:])) for k, v in grouped.items()}
-        div = _divergences(source, chains, draws_per_chain)
-        sample_stats = None if div is None else {"diverging": div}
+        if isinstance(source, NutsRun):
+            sample_stats = dict(source.sample_stats)
+        else:
+            div = _divergences(source, chains, draws_per_chain)
+            sample_stats = None if div is None else {"diverging": div}
         if seed is not None:
             pyro.set_rng_seed(check_int(seed, "seed", minimum=0))
     elif isinstance(source, Mapping):
@@ -710,7 +717,7 @@ def posterior_predictive(
 
     Parameters
     ----------
-    source : pyro.infer.MCMC or PyroModule or dict
+    source : NutsRun or pyro.infer.MCMC or PyroModule or dict
         As in :func:`to_inference_data` (a run, a module fitted by ``fit_svi`` with its
         guide, or a dict of draws).
     *data : torch.Tensor or numpy.ndarray
@@ -768,13 +775,13 @@ def posterior_predictive(
 
 
 def _as_arviz(name: str, value: Any, num_samples: int, num_chains: int, seed: int | None) -> Any:
-    if isinstance(value, MCMC):
+    if isinstance(value, (MCMC, NutsRun)):
         return to_inference_data(value, seed=seed)
     if isinstance(value, tuple):
         if not value:
             raise ValueError(f"models_and_data[{name!r}] is an empty tuple; give (source, *data)")
         src, *args = value
-        if isinstance(src, MCMC):
+        if isinstance(src, (MCMC, NutsRun)):
             return to_inference_data(src, *args, seed=seed)
         return to_inference_data(
             src, *args, num_samples=num_samples, num_chains=num_chains, seed=seed
@@ -1092,9 +1099,20 @@ def linear_gaussian_loo(phi: Any, t: Any, alpha: float, beta: float) -> torch.Te
     phi, t = as_design(phi, t)
     a = check_positive(alpha, "alpha", allow_tensor=False)
     b = check_positive(beta, "beta", allow_tensor=False)
+    for value, name in ((a, "alpha"), (b, "beta")):
+        # A precision whose reciprocal (a variance) under- or overflows the data's dtype
+        # would turn C into zeros or infinities.
+        if not (math.isfinite(1.0 / value) and 1.0 / value < torch.finfo(phi.dtype).max):
+            raise ValueError(f"{name} = {value:g} is out of the range of {phi.dtype}")
     n = phi.shape[0]
     cov = torch.eye(n, dtype=phi.dtype, device=phi.device) / b + (phi @ phi.T) / a
-    chol = torch.linalg.cholesky(cov)
+    chol, info = torch.linalg.cholesky_ex(cov)
+    if int(info) != 0 or not bool(torch.isfinite(cov).all()):
+        raise ValueError(
+            f"alpha = {a:g}, beta = {b:g}: the marginal covariance 1/beta I + Phi Phi^T / alpha "
+            f"is not positive definite in {phi.dtype} (its scales are too far apart); "
+            "rescale the data or pass float64"
+        )
     prec = torch.cholesky_inverse(chol)
     d = prec.diagonal()
     pt = prec @ t

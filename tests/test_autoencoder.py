@@ -17,6 +17,7 @@ from ppl_models.autoencoder import (
     Autoencoder,
     AutoencoderParams,
     corrupt,
+    decode_mean,
     linear_optimum,
     make_networks,
     mlp,
@@ -381,3 +382,23 @@ def test_negative_log_likelihood_bad_input():
         negative_log_likelihood(x, x, sigma=-1.0)
     with pytest.raises(ValueError, match="likelihood must be one of"):
         negative_log_likelihood(x, x, likelihood="gamma")
+
+
+def test_decode_mean_checks_its_decoder_and_likelihood():
+    # Issue 17: decode_mean(likelihood="bogus") returned the normal mean.
+    ae = Autoencoder(4, 2, hidden=(3,))
+    z = torch.zeros(2, 2)
+    with pytest.raises(ValueError, match=r"likelihood must be one of \['normal', 'bernoulli'\]"):
+        decode_mean(ae.decoder, z, 2, "bogus")
+    with pytest.raises(TypeError, match="decoder must be a torch network"):
+        decode_mean(None, z, 2, "normal")
+    with pytest.raises(ValueError, match="decoder cannot decode z of 3 columns"):
+        decode_mean(ae.decoder, torch.zeros(2, 3), 3, "normal")
+
+
+def test_negative_log_likelihood_without_residual_or_with_a_vanishing_sigma():
+    x = torch.rand(5, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="output reproduces x exactly"):
+        negative_log_likelihood(x, x)
+    with pytest.raises(ValueError, match=r"sigma must have a square that torch\.float64"):
+        negative_log_likelihood(x, x + 1, sigma=1e-200)

@@ -367,7 +367,9 @@ def test_run_nuts_samples_the_modules_potential_only_where_it_is_pyros(monkeypat
     x = make_bishop_bpca_data(n=40, seed=0).x
     kwargs = dict(num_samples=3, warmup_steps=3, num_chains=2, max_tree_depth=3, seed=0)
     mcmc = run_nuts(bp.BayesianPCA(10, 2).double(), x, **kwargs)
-    assert mcmc.kernel.model is None and mcmc.kernel.potential_fn is not None
+    assert mcmc.potential == "module"
+    pyro_run = run_nuts(bp.BayesianPCA(10, 2).double(), x, sampler="pyro", **kwargs)
+    assert pyro_run.kernel.model is None and pyro_run.kernel.potential_fn is not None
     draws = mcmc.get_samples(group_by_chain=True)  # constrained: alpha and sigma positive
     assert draws["W"].shape == (2, 3, 10, 2) and bool((draws["alpha"] > 0).all())
     assert bool((draws["sigma"] > 0).all())
@@ -383,7 +385,9 @@ def test_run_nuts_samples_the_modules_potential_only_where_it_is_pyros(monkeypat
 
     monkeypatch.setattr(bp.BayesianPCA, "nuts_potential", wrong)
     mcmc = run_nuts(bp.BayesianPCA(10, 2).double(), x, **kwargs)
-    assert mcmc.kernel.model is not None
+    assert mcmc.potential == "traced"  # the model's own log joint
+    pyro_run = run_nuts(bp.BayesianPCA(10, 2).double(), x, sampler="pyro", **kwargs)
+    assert pyro_run.kernel.model is not None
 
 
 def test_noncentred_map_has_w_in_its_median():
@@ -444,10 +448,9 @@ def test_laplace_prior_on_regression_weights_fits_by_nuts():
 
 
 def test_laplace_prior_on_marginal_ppca_w_fits_by_svi():
-    ppca = pytest.importorskip("ppl_models.ppca")
-    if not hasattr(ppca, "MarginalPPCA"):
-        pytest.skip("ppca.MarginalPPCA is not there yet")
     from pyro.infer.autoguide import AutoDelta
+
+    from ppl_models import ppca
 
     data = make_bishop_bpca_data(n=200, seed=0)
     m = ppca.MarginalPPCA(10, 3)
@@ -642,3 +645,28 @@ def test_nuts_posterior_separates_three_columns_and_is_the_gibbs_posterior():
     rel_nuts = np.linalg.norm(c_nuts - c_em) / np.linalg.norm(c_em)
     rel_gibbs = np.linalg.norm(c_gibbs - c_em) / np.linalg.norm(c_em)
     assert abs(rel_nuts - rel_gibbs) < 0.005, (rel_nuts, rel_gibbs)
+
+
+def test_effective_dimension_rules_and_model_covariance_check_their_inputs():
+    # Issue 17: NaN alpha gave 3, sigma2 = -1 was accepted; none checked anything.
+    W = torch.tensor([[1.0, 0.0, 1e-4], [0.0, 2.0, 0.0]])
+    alpha = 2.0 / (W**2).sum(0)
+    assert bp.effective_dim_point(W, alpha) == 2
+    with pytest.raises(ValueError, match=r"alpha must be positive \(inf for a switched-off"):
+        bp.effective_dim_point(W, torch.tensor([1.0, float("nan"), 2.0]))
+    with pytest.raises(ValueError, match=r"alpha must have shape \(3,\)"):
+        bp.effective_dim_point(W, alpha[:2])
+    with pytest.raises(ValueError, match=r"alpha_draws must be positive"):
+        bp.effective_dim_alpha(torch.tensor([[10.0, float("nan"), 12.0]]))
+    with pytest.raises(ValueError, match=r"gap must be above 1"):
+        bp.effective_dim_alpha(torch.tensor([[10.0, 500.0]]), gap=0.5)
+    with pytest.raises(ValueError, match=r"W_median must be finite"):
+        bp.effective_dim_median(torch.tensor([[1.0, float("inf")]]))
+    with pytest.raises(ValueError, match=r"sigma2 must be positive and finite"):
+        bp.model_covariance(torch.ones(2, 1), -1.0)
+    with pytest.raises(ValueError, match=r"W must be a matrix of shape \(\.\.\., D, M\)"):
+        bp.model_covariance(torch.ones(3), 1.0)
+    with pytest.raises(ValueError, match=r"samples must hold draws of \['alpha'\]"):
+        bp.rotation_free({"W": torch.ones(2, 3, 1)})
+    # A switched-off column's alpha is inf (ard_em's convention): accepted.
+    assert bp.effective_dim_point(W, torch.tensor([0.5, 0.5, float("inf")])) == 2

@@ -38,6 +38,6 @@ def test_hinton_and_alpha_figures_and_bad_input():
     hist = torch.tensor([[1.0, 2.0], [1.0, float("inf")]])
     fig = plots.plot_alpha_history(hist, torch.tensor([-3.0, -2.0]))
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
-    with pytest.raises(ValueError, match="alpha_history must have shape"):
+    with pytest.raises(ValueError, match="alpha_history must be a 2-D matrix"):
         plots.plot_alpha_history(torch.ones(3))
     matplotlib.pyplot.close("all")

@@ -120,8 +120,11 @@ def test_elbo_loss_shortcuts_give_pyros_loss_and_gradient(loss):
 
 
 def test_uneven_full_batch_shards_weighted_by_their_share_give_the_full_loss():
-    # Full batch, N=7 over K=2: shards of 4 and 3 rows; each loss is weighted by K n_k / N
-    # (fit_distributed's rule), and the average over processes is the full-data loss.
+    # The mathematics of the rule: full batch, N=7 over K=2, shards of 4 and 3 rows; each
+    # loss weighted by K n_k / N, the average over processes is the full-data loss. That
+    # fit_distributed applies this rule (and not, say, weight 1, which trains another
+    # objective) is checked by calling it under torchrun on uneven shards:
+    # test_torchrun_two_processes_match_one_process (slow), full-batch part.
     x = torch.from_numpy(_ppca_data(n=7))
     loss = ELBOLoss(MarginalPPCA(6, 2).double())
     full_value, full_grads = _grads(loss, x, 7, torch.arange(7))
@@ -279,8 +282,9 @@ def test_bad_inputs():
         fit_distributed(m, x, num_steps=2, epochs=1)
     with pytest.raises(ValueError, match="epochs"):
         fit_distributed(m, x, epochs=0)
+    # Lists and DataFrames enter like arrays (the library's one input rule); a string not.
     with pytest.raises(TypeError, match="x must be a torch tensor or a numpy array"):
-        fit_distributed(m, x.tolist(), num_steps=2)
+        fit_distributed(m, "x.npy", num_steps=2)
     with pytest.raises(ValueError, match="x must have 6 columns"):
         fit_distributed(m, x[:, :5], num_steps=2)
     with pytest.raises(ValueError, match="timeout_s"):
@@ -394,6 +398,9 @@ from ppl_models.ppca import MarginalPPCA
 from ppl_models.vae import VAE
 
 PPCA = dict(batch_size=64, num_steps=24, lr=0.05, seed=3, progress=False)
+# Full batch on 511 rows: shards of 256 and 255, weighted by K n_k / N in fit_distributed.
+FULL = dict(batch_size=None, num_steps=12, lr=0.05, seed=3, progress=False)
+UNEVEN = 511
 VAE_FIT = dict(batch_size=64, num_steps=200, lr=0.01, seed=3, loss="meanfield", progress=False)
 
 
@@ -401,6 +408,12 @@ def run_ppca(x, rank):
     # Each rank starts from a different W (seed=rank): DDP must copy rank 0's.
     m = MarginalPPCA(x.shape[1], 2, seed=rank)
     fit = fit_distributed(m, torch.from_numpy(x), **PPCA)
+    return {"params": m.params()._asdict(), "losses": fit.losses}
+
+
+def run_ppca_full(x, rank):
+    m = MarginalPPCA(x.shape[1], 2, seed=rank)
+    fit = fit_distributed(m, torch.from_numpy(x[:UNEVEN]), **FULL)
     return {"params": m.params()._asdict(), "losses": fit.losses}
 
 
@@ -416,6 +429,7 @@ if __name__ == "__main__":
     rank, world = init_distributed(timeout_s=60)
     x, xb = np.load(out / "x.npy"), np.load(out / "xb.npy")
     res = {"world": world, "ppca": run_ppca(x, rank), "vae": run_vae(xb, rank)}
+    res["ppca_full"] = run_ppca_full(x, rank)
     res["cf"] = closed_form_distributed(x[shard_rows(len(x))], 2)._asdict()
     # Uneven shards, one of them empty, and a stream.
     res["cf_uneven"] = closed_form_distributed(x if rank == 0 else x[:0], 2)._asdict()
@@ -513,6 +527,16 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
         for name, value in one_ppca["params"].items():
             assert _rel(r["ppca"]["params"][name], value) < 1e-5, name
         np.testing.assert_allclose(r["ppca"]["losses"], one_ppca["losses"], rtol=1e-5)
+
+    # Full batch on uneven shards (256 + 255 rows): the library's shard weights K n_k / N
+    # make the two processes' objective the one-process full-data loss, so losses and
+    # parameters agree to rounding (1e-8 relative required). Measured with the weight
+    # replaced by 1 (another objective): 1e-5 relative apart, 1000x the bound.
+    one_full = worker.run_ppca_full(x, 0)
+    for r in ranks:
+        np.testing.assert_allclose(r["ppca_full"]["losses"], one_full["losses"], rtol=1e-8)
+        for name, value in one_full["params"].items():
+            assert _rel(r["ppca_full"]["params"][name], value) < 1e-8, name
 
     # Every rank holds the same VAE, bit for bit (identical all-reduced gradients).
     for key, value in ranks[0]["vae"]["state"].items():

@@ -253,8 +253,9 @@ def test_bad_arguments(kwargs, exc, match):
 
 
 def test_bad_data():
+    # A list enters like an array (the library's one input rule); a string does not.
     with pytest.raises(TypeError, match=r"data\[0\] must be a torch tensor"):
-        fit_svi(Gaussian(event_dim=0), [1.0, 2.0], progress=False)
+        fit_svi(Gaussian(event_dim=0), "1.0 2.0", progress=False)
     bad = _data(50)
     bad[3] = float("nan")
     with pytest.raises(ValueError, match="x must be finite"):

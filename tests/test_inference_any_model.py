@@ -311,7 +311,7 @@ def test_the_hooks_are_declared_in_one_protocol():
     v = VAE(6, 2, hidden=(5,))
     assert isinstance(v, TopicModule) and isinstance(model_fn, object)
     assert hook(v, "reparam_loss") is not None and hook(v, "nuts_potential") is None
-    with pytest.raises(ValueError, match="unknown hook"):
+    with pytest.raises(ValueError, match="name must be one of the hooks"):
         hook(v, "loss")
     with pytest.raises(ValueError, match="loss_path must be 'auto' or 'pyro'"):
         fit_svi(v, _binary(), loss_path="fast")

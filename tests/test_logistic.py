@@ -557,3 +557,44 @@ def test_bayesian_logistic_on_float64_data_and_vectorised_particles():
     batched = obs_log_prob(w.expand(4, 1, 3))
     assert batched.shape == (4, 30)
     torch.testing.assert_close(batched, obs_log_prob(w).expand(4, 30))
+
+
+def test_irls_says_when_there_is_a_single_class():
+    # Issue 17: it warned "linearly separable" instead.
+    phi = add_bias(torch.linspace(-1, 1, 10, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"t has a single class \(every target is 1\)"):
+        irls(phi, torch.ones(10, dtype=torch.float64))
+    # With a prior the MAP exists: the bias goes positive, the slope stays near 0.
+    w = irls(phi, torch.ones(10, dtype=torch.float64), prior_precision=1.0).w
+    assert w[0] > 0 and abs(float(w[1])) < 1e-8
+
+
+def test_laplace_with_a_vanishing_prior_on_separable_data_warns():
+    # Issue 17: prior_precision 1e-10 on separable data gave a covariance of ~1e8 without
+    # a word. Along its widest direction the log posterior is far from quadratic there:
+    # the curvature one posterior sd away differs from the mode's by far more than 2x.
+    # On overlapping classes the same prior gives a sound Gaussian and no warning.
+    x, t = make_two_class(50, seed=0, separable=True)
+    with pytest.warns(SeparableDataWarning, match="far from quadratic"):
+        post = laplace(add_bias(x), t, 1e-10)
+    assert float(torch.linalg.eigvalsh(post.covariance).max()) > 1e6
+    x, t = make_two_class(50, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        post = laplace(add_bias(x), t, 1e-10)
+    # Without a prior the Laplace covariance is the inverse observed information, which
+    # scipy's BFGS-free reference gives as (Phi^T R Phi)^-1 at the MLE (float64, 1e-6).
+    phi = add_bias(x)
+    w = irls(phi, t).w
+    y = torch.sigmoid(phi @ w)
+    ref = torch.linalg.inv(phi.T @ (phi * (y * (1 - y))[:, None]))
+    torch.testing.assert_close(post.covariance, ref, rtol=1e-6, atol=0)
+
+
+def test_predictive_probit_refuses_overflow_and_an_indefinite_covariance():
+    mean = torch.tensor([0.1, 1.0], dtype=torch.float64)
+    with pytest.raises(ValueError, match="covariance must be positive semi-definite"):
+        predictive_probit(torch.tensor([[1.0, 2.0]]), mean, -torch.eye(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"overflow torch\.float64"):
+        big = torch.tensor([[1e300, 1e300]], dtype=torch.float64)  # its variance overflows
+        predictive_probit(big, mean, torch.eye(2, dtype=torch.float64))

@@ -386,3 +386,45 @@ def test_figures(digits, tmp_path):
         plots.plot_pca_reconstructions(digits[:1], full, ms=(65,))
     with pytest.raises(ValueError, match="image_shape is needed"):
         plots.plot_pca_components(pca.fit(digits[:, :10], 2))
+
+
+def test_centred_products_check_devices_dtypes_and_shapes():
+    # Issue 17: with one tensor on another device centred_matmul returned uninitialised
+    # memory (on a GPU). Devices and dtypes are checked before any value is read
+    # (check_like; test_checks.py has the device case); a meta tensor holds no data.
+    x = torch.randn(6, 3, dtype=torch.float64)
+    mean, w = x.mean(0), torch.ones(3, 2, dtype=torch.float64)
+    np.testing.assert_allclose(
+        pca.centred_matmul(x, mean, w).numpy(), (x.numpy() - x.numpy().mean(0)) @ w.numpy()
+    )
+    with pytest.raises(ValueError, match=r"mean is a meta tensor"):
+        pca.centred_matmul(x, mean.to("meta"), w)
+    with pytest.raises(ValueError, match=r"w has dtype torch.float32 but x has torch.float64"):
+        pca.centred_matmul(x, mean, w.float())
+    with pytest.raises(ValueError, match=r"mean must have 3 entries"):
+        pca.centred_matmul(x, mean[:2], w)
+    with pytest.raises(ValueError, match=r"z must have 6 rows"):
+        pca.centred_rmatmul(x, mean, torch.ones(5, 2, dtype=torch.float64))
+
+
+def test_pca_em_refuses_fewer_directions_than_components():
+    # Two rows span one centred direction: Z^T Z is singular for 2 components (a raw
+    # _LinAlgError before).
+    x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 7.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="span fewer than n_components = 2 directions"):
+        pca.em(x, 2)
+
+
+def test_pca_params_and_totals_are_checked():
+    x = torch.randn(10, 3, dtype=torch.float64)
+    p = pca.fit(x, 2)
+    with pytest.raises(ValueError, match=r"params.mean must be finite"):
+        pca.transform(x, p._replace(mean=torch.full((3,), float("nan"), dtype=torch.float64)))
+    with pytest.raises(TypeError, match=r"params.components must hold real numbers"):
+        pca.reconstruct(x, p._replace(components=np.array([["a"] * 2] * 3)))
+    with pytest.raises(ValueError, match=r"total .* has no variance"):
+        pca.explained_variance_ratio(p, torch.ones(4, 3))
+    # A 0-d tensor is a number (the total variance).
+    np.testing.assert_allclose(
+        pca.explained_variance_ratio(p, torch.tensor(2.0)).numpy(), p.explained_variance / 2
+    )

@@ -304,3 +304,67 @@ def test_marginal_ppca_float32_module_on_float64_data_and_batched_prior_draws():
     x_nan[0, 1] = float("nan")
     with pytest.raises(ValueError, match=r"missing values \(NaN\) only with unbatched"):
         obs_log_prob(m64.model, x_nan, W=w.expand(3, 1, 5, 2))
+
+
+@pytest.mark.parametrize("m", [1, 2])
+def test_em_refuses_data_without_variance_outside_m_directions(m):
+    # Issue 17: on constant data or 2 rows EM failed in a Cholesky factorisation
+    # (_LinAlgError), or returned sigma2 = -2e-16 for 2 rows and M = 1; closed_form
+    # explains the same input. Rank-1 data: no variance outside M >= 1 directions.
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="x has no variance"):
+        ppca.em(np.ones((20, 4)), m)
+    with pytest.raises(ValueError, match=f"no variance outside its leading {m} directions"):
+        ppca.em(rng.standard_normal((2, 4)), m)
+    rank1 = np.outer(rng.standard_normal(20), rng.standard_normal(4))
+    with pytest.raises(ValueError, match=f"no variance outside its leading {m} directions"):
+        ppca.em(rank1, m)
+    missing = rank1.copy()
+    missing[0, 0] = np.nan  # the missing-data EM says the same
+    with pytest.raises(ValueError, match=r"fitted exactly|no variance"):
+        ppca.em(missing, m)
+
+
+def test_fits_refuse_one_row_and_identical_rows():
+    # Issue 17: fit_svi(MarginalPPCA) on 1 row or constant data advised lowering the
+    # learning rate (the likelihood is unbounded there: sigma -> 0).
+    for module in (ppca.MarginalPPCA(4, 1), ppca.LatentPPCA(4, 1)):
+        with pytest.raises(ValueError, match="x must have at least 2 rows to fit PPCA"):
+            fit_svi(module, np.ones((1, 4)), num_steps=1, progress=False)
+        with pytest.raises(ValueError, match="x has every row the same"):
+            fit_svi(module, np.ones((10, 4)), num_steps=1, progress=False)
+
+
+def test_closed_form_points_missing_values_to_em():
+    x = np.random.default_rng(1).standard_normal((20, 4))
+    x[3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"1 missing value\(s\).*em .*fit_svi"):
+        ppca.closed_form(x, 1)
+
+
+def test_tiny_noise_is_fitted_and_its_log_likelihood_is_exact():
+    # Rank 3 plus noise of sd 1e-6 (variance 1e-12 of signal variance ~10): a real
+    # maximum-likelihood fit (the old threshold, 1e-12 of tr S, refused it), and the
+    # log-likelihood of it without cancellation. C has condition number ~1e13, beyond
+    # float64 routes (scipy refuses it as not positive definite): the reference is the
+    # Gaussian density in 40-digit arithmetic (mpmath) at the same parameters.
+    import mpmath
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((40, 3)) @ rng.standard_normal((3, 6)) * 2
+    x += 1e-6 * rng.standard_normal((40, 6))
+    p = ppca.closed_form(x, 3)
+    assert 0.5e-12 < float(p.sigma2) < 2e-12
+    got = ppca.log_likelihood(x, p).numpy()
+    with mpmath.workdps(40):
+        w, mu, s2 = (mpmath.matrix(v.tolist()) for v in (p.W, p.mu, p.sigma2.reshape(1)))
+        c = w * w.T + s2[0] * mpmath.eye(6)
+        c_inv, logdet = c**-1, mpmath.log(mpmath.det(c))
+        ref = []
+        for row in x:
+            xc = mpmath.matrix(row.tolist()) - mu
+            quad = (xc.T * c_inv * xc)[0]
+            ref.append(float(-0.5 * (6 * mpmath.log(2 * mpmath.pi) + logdet + quad)))
+    # Measured: the stable form within 1e-9 nats, the fast one (eps |x|^2 / sigma2 lost to
+    # cancellation) 0.016 nats off. Bound 1e-5 nats per point.
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)

@@ -64,21 +64,23 @@ def test_bic_against_scipy_log_likelihood():
     assert r.latent_dim == int(np.argmin(r.scores.numpy())) + 1
 
 
-def test_bic_wide_data_uses_the_svd_spectrum():
-    # D > N: the spectrum comes from the SVD of the centred data, padded with zeros.
+def test_bic_wide_data_is_scored_in_the_span_of_the_data():
+    # D > N: the centred data span r = N - 1 = 29 of the 40 dimensions. BIC is the PPCA
+    # fit of the data's coordinates in that span (D' = 29, in ln L* and in the parameter
+    # count): the reference projects the data on the span with numpy and evaluates the
+    # densities with scipy, in 29 dimensions.
     x = make_ppca_data(30, 40, 2, seed=5).x
     r = ppca.select_latent_dim(x, "bic", max_dim=5)
     xn = x.numpy()
+    xc = xn - xn.mean(0)
+    _, _, vt = np.linalg.svd(xc, full_matrices=False)
+    y = xc @ vt[:29].T  # coordinates in the span, (30, 29)
     for m, score in zip(r.dims.tolist(), r.scores.tolist(), strict=True):
-        # Not scikit-learn here: for N < D its noise_variance_ averages only the min(N, D)
-        # - M computed eigenvalues, not all D - M (the zero ones too), as the ML does.
-        lam, u = np.linalg.eigh(np.cov(xn.T, bias=True))
-        lam, u = lam[::-1], u[:, ::-1]
-        s2 = lam[m:].mean()
-        cov = (u[:, :m] * (lam[:m] - s2)) @ u[:, :m].T + s2 * np.eye(40)
-        ref = -2 * multivariate_normal(xn.mean(0), cov).logpdf(xn).sum()
-        ref += (40 * m + 1 + 40 - m * (m - 1) / 2) * np.log(30)
-        assert score == pytest.approx(ref, rel=1e-9)  # a 40 x 40 near-singular logdet
+        mean, cov = _ml_covariance(y, m)
+        ref = -2 * multivariate_normal(mean, cov).logpdf(y).sum()
+        ref += (29 * m + 1 + 29 - m * (m - 1) / 2) * np.log(30)
+        assert score == pytest.approx(ref, rel=1e-9)  # a 29 x 29 logdet, float64
+    assert r.latent_dim == int(np.argmin(r.scores.numpy())) + 1
     assert ppca.select_latent_dim(x, "minka").dims.max() == 28  # rank min(D, N - 1) = 29, minus 1
 
 
@@ -133,18 +135,63 @@ def test_select_latent_dim_numpy_input_and_max_dim():
     np.testing.assert_allclose(f32.scores, r64.scores, rtol=1e-4)
 
 
-def test_constant_columns_give_infinite_scores_not_errors():
-    # Two constant columns of four: no variance is left outside M = 2 directions, so M >= 2
-    # has sigma2 = 0 and an unbounded likelihood; the scores say so instead of raising.
+def test_constant_columns_the_rank_is_the_best_fit_and_beyond_it_infinite():
+    # Two constant columns of four: the data have rank 2. M = 2 leaves no variance
+    # (sigma2 = 0): the best fit, not the worst (issue 17: it scored -inf and M = 1 was
+    # chosen). M = 3 is beyond the rank: its column of W is not identified, -inf (+inf).
     g = torch.Generator().manual_seed(0)
     x = torch.cat([torch.randn(50, 2, generator=g, dtype=torch.float64), torch.ones(50, 2)], dim=1)
     r = ppca.select_latent_dim(x, "minka")
-    assert r.scores[1:].tolist() == [-np.inf, -np.inf] and np.isfinite(float(r.scores[0]))
-    assert r.latent_dim == 1
+    assert r.scores[2] == -np.inf and np.isfinite(r.scores[:2]).all() and r.latent_dim == 2
     b = ppca.select_latent_dim(x, "bic")
-    assert b.scores[1:].tolist() == [np.inf, np.inf] and b.latent_dim == 1
+    assert b.scores[2] == np.inf and np.isfinite(b.scores[:2]).all() and b.latent_dim == 2
     h = ppca.select_latent_dim(x, "heldout")
-    assert h.scores[1:].tolist() == [-np.inf, -np.inf] and h.latent_dim == 1
+    assert h.scores[2] == -np.inf and h.latent_dim == 2
+    # scikit-learn's PCA("mle") chooses the same (its _assess_dimension clamps sigma2).
+    assert SkPCA("mle", svd_solver="full").fit(x.numpy()).n_components_ == 2
+
+
+def test_mle_simple_case_as_in_scikit_learn():
+    # scikit-learn's test_mle_simple_case (issue 16730 there): the last column is the mean
+    # of the others, so the data have rank 9 of 10; every criterion must say 9 (issue 17:
+    # ours said 8, scoring the zero-noise fit -inf).
+    x = np.random.RandomState(0).randn(1000, 10)
+    x[:, -1] = np.mean(x[:, :-1], axis=-1)
+    assert SkPCA("mle", svd_solver="full").fit(x).n_components_ == 9
+    for method in ("minka", "bic", "heldout"):
+        assert ppca.select_latent_dim(x, method).latent_dim == 9, method
+
+
+def test_digits_rank_is_chosen_like_scikit_learn():
+    # The 8 x 8 digits: 3 pixels are constant, so the centred data have rank 61. Minka's
+    # evidence and BIC choose 61, as scikit-learn's PCA("mle") does (issue 17: 60).
+    x = load_digits().x.numpy()
+    assert np.linalg.matrix_rank(x - x.mean(0)) == 61
+    assert SkPCA("mle", svd_solver="full").fit(x).n_components_ == 61
+    assert ppca.select_latent_dim(x, "minka").latent_dim == 61
+    assert ppca.select_latent_dim(x, "bic").latent_dim == 61
+
+
+def test_very_low_noise_is_the_best_fit_not_the_worst():
+    # Rank 3 plus noise of sd 1e-6: the noise variance 1e-12 is far below the signal but
+    # above the rounding level (~1e-13 here); Minka and BIC chose 2 (issue 17).
+    rng = np.random.RandomState(1)
+    x = rng.randn(500, 3) @ rng.randn(3, 10) + 1e-6 * rng.randn(500, 10)
+    assert SkPCA("mle", svd_solver="full").fit(x).n_components_ == 3
+    for method in ("minka", "bic"):
+        assert ppca.select_latent_dim(x, method).latent_dim == 3, method
+
+
+def test_bic_with_fewer_rows_than_columns_finds_the_rank_and_warns_at_max_dim():
+    # 40 x 100, rank 3 plus unit noise: BIC ran to the largest dimension allowed (38)
+    # because the 61 zero eigenvalues outside the data's span counted as a perfect fit.
+    rng = np.random.RandomState(0)
+    x = 3 * rng.randn(40, 3) @ rng.randn(3, 100) + rng.randn(40, 100)
+    for method in ("minka", "bic", "heldout"):
+        assert ppca.select_latent_dim(x, method).latent_dim == 3, method
+    # Reaching max_dim, while a larger M was possible, is reported.
+    with pytest.warns(RuntimeWarning, match=r"'bic' criterion is best at max_dim = 2"):
+        assert ppca.select_latent_dim(x, "bic", max_dim=2).latent_dim == 2
 
 
 def test_select_latent_dim_bad_input():
@@ -320,3 +367,26 @@ def test_make_ppca_data_bad_input():
         make_ppca_data(10, 4, 1, signal=[-1.0])
     with pytest.raises(ValueError, match="d must be an integer >= 2"):
         make_ppca_data(10, 1, 1)
+
+
+def test_infer_dim_as_in_scikit_learn():
+    # scikit-learn's test_infer_dim_1, _2 and _3 (sklearn/decomposition/tests/test_pca.py),
+    # on our Minka criterion: the second score within 0.01 N of the best; two and three
+    # shifted groups of points make M > 1 and M > 2.
+    n, p = 1000, 5
+    rng = np.random.RandomState(0)
+    x = (
+        rng.randn(n, p) * 0.1
+        + rng.randn(n, 1) * np.array([3, 4, 5, 1, 2])
+        + np.array([1, 0, 7, 4, 6])
+    )
+    scores = ppca.select_latent_dim(x, "minka").scores
+    assert float(scores[1]) > float(scores.max()) - 0.01 * n
+    n = 100
+    rng = np.random.RandomState(0)
+    x = rng.randn(n, p) * 0.1
+    x[10:20] += np.array([3, 4, 5, 1, 2])
+    x[30:40] += np.array([6, 0, 7, 2, -1])
+    assert ppca.select_latent_dim(x, "minka").latent_dim > 1
+    x[40:50] += 2 * np.array([-1, 1, -1, 1, -1])  # as test_infer_dim_3
+    assert ppca.select_latent_dim(x, "minka").latent_dim > 2

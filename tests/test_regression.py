@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pyro
 import pytest
+import scipy.linalg
 import scipy.optimize
 import scipy.stats
 import torch
@@ -141,11 +142,89 @@ def test_mle_inverse_beta_is_mean_squared_residual():
 def test_mle_more_features_than_points_gives_minimum_norm_interpolant():
     x, t = _sin(5, seed=2)
     phi = polynomial_features(x, 6)  # M = 7 > N = 5
-    p = mle(phi, t)
+    with pytest.warns(RuntimeWarning, match=r"interpolates the data \(phi has rank 5 >= N = 5"):
+        p = mle(phi, t)
     w_pinv = np.linalg.pinv(phi.numpy()) @ t.numpy()
     np.testing.assert_allclose(p.w.numpy(), w_pinv, rtol=1e-6, atol=1e-8)
-    # The model interpolates: the residual is zero up to round-off, so 1/beta is too.
-    assert 1.0 / p.beta.item() < 1e-20
+    # The model interpolates: the residual is zero, so beta is infinite, exactly (issue 17:
+    # it was the reciprocal of a rounding error's square, about 1e31, without a word).
+    assert p.beta.item() == float("inf")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mle_exact_fit_with_more_rows_is_infinite_beta_with_a_warning(dtype):
+    x = torch.linspace(-1, 1, 50, dtype=dtype)
+    phi = polynomial_features(x, 3)
+    t = phi @ torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=dtype)  # exactly a cubic
+    with pytest.warns(RuntimeWarning, match="t lies in the span of phi's columns"):
+        p = mle(phi, t)
+    assert p.beta.item() == float("inf")
+    # Noise far below the signal but well above the rounding level is still estimated:
+    # 1/beta is the mean squared residual of scipy's least squares (float64 reference).
+    noise = 1e-3 * torch.cos(37 * x)
+    p = mle(phi, t + noise)
+    ref = scipy.linalg.lstsq(phi.double().numpy(), (t + noise).double().numpy())[0]
+    resid = (t + noise).double().numpy() - phi.double().numpy() @ ref
+    # float32: the residual (1e-3) carries the rounding of t (1e-7 relative of |t| ~ 3),
+    # so 1/beta agrees to about 2 * 3e-7 / 1e-3 = 6e-4; float64 to far better.
+    rtol = 2e-3 if dtype == torch.float32 else 1e-9
+    np.testing.assert_allclose(1.0 / p.beta.item(), np.mean(resid**2), rtol=rtol)
+
+
+def _lstsq_data(n: int, dtype: np.dtype, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's test_linear_regression_vs_lstsq-style design: two correlated
+    columns (condition number about 17) and noisy targets."""
+    rng = np.random.RandomState(seed)
+    x = rng.randn(n, 2)
+    x[:, 1] = x[:, 0] + 0.12 * rng.randn(n)
+    y = x @ np.array([0.4, 2.4]) + 20.0 * rng.randn(n)
+    return x.astype(dtype), y.astype(dtype)
+
+
+def _check_against_lstsq(n: int, dtype: np.dtype) -> None:
+    x, y = _lstsq_data(n, dtype)
+    p = mle(x, y)
+    assert p.w.dtype == torch.from_numpy(x).dtype
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    w64, _, rank, sv = scipy.linalg.lstsq(x64, y64)
+    assert rank == 2
+    w_same = scipy.linalg.lstsq(x, y)[0]  # scipy in the data's own dtype
+    kappa = sv[0] / sv[-1]
+    r = y64 - x64 @ w64
+    eps = np.finfo(dtype).eps
+    # The least-squares forward error bound (Higham, Accuracy and Stability, thm 20.1):
+    # |dw| <= eps (kappa + kappa^2 |r| / (s_max |w|)) |w|, for the exact float64 solution
+    # of the rounded data. Both solvers sit well inside it (measured: at most 0.07 of it).
+    bound = eps * (kappa + kappa**2 * np.linalg.norm(r) / (sv[0] * np.linalg.norm(w64)))
+    bound *= np.linalg.norm(w64)
+    assert np.linalg.norm(p.w.double().numpy() - w64) <= bound
+    assert np.linalg.norm(w_same - w64) <= bound
+    rmse = np.sqrt(np.mean((y64 - x64 @ p.w.double().numpy()) ** 2))
+    # Same objective as lstsq's optimum, to the bound's first order (the RMSE is
+    # stationary at the optimum): 1e-6 relative covers float32's rounding of it.
+    np.testing.assert_allclose(rmse, np.sqrt(np.mean(r**2)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [100, 10_000, 500_000, 1_000_000])
+def test_mle_cutoff_keeps_a_well_conditioned_direction_like_lstsq(n, dtype):
+    # Issue 17: in float32 at N = 500,000 the cutoff eps * max(N, M) was 0.06, above the
+    # singular-value ratio 1/17: mle dropped a direction (w = [1.16, 0.44], RMSE 59 where
+    # lstsq gives [0.42, 2.43], RMSE 24). (numpy's matrix_rank, with the same cutoff,
+    # still calls the float32 design of 10^6 rows rank 1.) About 0.3 s at 10^6 rows.
+    _check_against_lstsq(n, dtype)
+
+
+def test_mle_rank_deficient_design_is_scipys_minimum_norm_solution():
+    x, t = _sin(40, seed=4)
+    base = polynomial_features(x, 2)
+    phi = torch.cat([base, base[:, 1:2] * 2.0], dim=1)  # a column twice another: rank 3
+    p = mle(phi, t)
+    ref, _, rank, _ = scipy.linalg.lstsq(phi.numpy(), t.numpy())
+    assert rank == 3
+    # Minimum-norm solutions of the same rank-3 problem: both backward stable, on a
+    # design of condition number ~10 in its range, so they agree to ~1e-13.
+    np.testing.assert_allclose(p.w.numpy(), ref, rtol=1e-10, atol=1e-12)
 
 
 def test_mle_keeps_float32():
@@ -647,3 +726,30 @@ def test_tour_section_quick(tmp_path):
     assert len(s.agreement) == 5
     for row in s.agreement:
         assert row.error <= row.tolerance, row
+
+
+def test_polynomial_features_overflow_and_gaussian_width_are_refused():
+    # Issue 17: in float32 x ** 30 is inf for |x| > 19 (3.4e38 ** (1/30)); it was returned.
+    x = torch.tensor([1.0, 20.0])
+    with pytest.raises(ValueError, match=r"x \*\* degree overflows torch.float32.*float64"):
+        polynomial_features(x, 30)
+    phi = polynomial_features(x.double(), 30)  # float64 holds 20 ** 30 = 1.07e39
+    assert phi[1, 30] == 20.0**30
+    # A width whose square underflows gave 0 / 0 = NaN at the centres.
+    with pytest.raises(ValueError, match=r"width = .* under- or overflows"):
+        gaussian_features(torch.tensor([0.0, 1.0]), torch.tensor([0.0]), 1e-200)
+
+
+def test_predictive_takes_only_its_containers_and_representable_precisions():
+    phi = torch.eye(2, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"params must be a RegressionParams\(w, beta\)"):
+        predictive(phi, (torch.zeros(2),))
+    with pytest.raises(TypeError, match=r"post must be a Posterior\(mean, covariance\)"):
+        predictive_posterior(phi, [torch.zeros(2)], 1.0)
+    post = Posterior(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64))
+    # 1 / 5e-324 overflows: the noise variance would be inf (it was returned).
+    with pytest.raises(ValueError, match=r"beta = 4.94066e-324 is out of the range"):
+        predictive_posterior(phi, post, 5e-324)
+    x, t = _sin(10)
+    with pytest.raises(ValueError, match=r"beta = 1.7e\+308 overflow"):
+        posterior(polynomial_features(x, 2), t, 1.0, 1.7e308)

@@ -200,6 +200,9 @@ def test_fit_svi_on_a_shuffled_dataloader_reaches_the_maximum_likelihood():
     fit_svi(m, loader, optimizer=avg, num_steps=6000, tol=0, seed=0, progress=False)
     got = m.params()
     ll, ll_ref = ppca.log_likelihood(x, got).sum(), ppca.log_likelihood(x, ref).sum()
-    assert float(ll) == pytest.approx(float(ll_ref), rel=1e-4)
-    assert float(got.sigma2) == pytest.approx(float(ref.sigma2), rel=1e-3)
-    assert _rel(ppca.covariance(got), ppca.covariance(ref)) < 1e-2
+    # Each bound is about 2-5x the measured error of the averaged iterate (4.3e-5, 2.6e-4,
+    # 1.9e-3), which shrinks like 1/sqrt(steps averaged): room for the minibatch noise of
+    # another torch version's shuffle, and still 10-100x below a fit that stopped early.
+    assert float(ll) == pytest.approx(float(ll_ref), rel=1e-4)  # measured 4.3e-5
+    assert float(got.sigma2) == pytest.approx(float(ref.sigma2), rel=1e-3)  # measured 2.6e-4
+    assert _rel(ppca.covariance(got), ppca.covariance(ref)) < 1e-2  # measured 1.9e-3

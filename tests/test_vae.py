@@ -672,3 +672,21 @@ def test_a_float32_vae_trains_on_float64_data(likelihood):
     assert loss.dtype == torch.float64
     loss.backward()
     assert all(p.dtype == torch.float32 and p.grad is not None for p in m.parameters())
+
+
+@pytest.mark.parametrize("sigma", ["shared", "per_dim"])
+def test_normal_likelihood_refuses_data_it_would_fit_exactly(sigma):
+    # Issue 17: on constant images the normal likelihood's sigma -> 0 and the loss fell
+    # without bound (-2687 after 2000 steps), without a word; PPCA refuses the same data.
+    v = VAE(4, 2, hidden=(3,), likelihood="normal", sigma=sigma)
+    constant = torch.full((20, 4), 0.3)
+    with pytest.raises(ValueError, match=r"every row the same|constant columns"):
+        fit_svi(v, constant, num_steps=2, progress=False)
+    # One constant column: unbounded only with a sigma per dimension (its own sigma -> 0).
+    x = torch.randn(20, 4, generator=torch.Generator().manual_seed(0))
+    x[:, 2] = 1.0
+    if sigma == "per_dim":
+        with pytest.raises(ValueError, match=r"x has constant columns \[2\].*sigma='shared'"):
+            v.validate_data(x)
+    else:
+        assert v.validate_data(x)[0].shape == (20, 4)

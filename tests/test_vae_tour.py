@@ -42,5 +42,5 @@ def test_vae_figures():
     fig = plots.plot_vae_bounds([1, 10], {"iw": [1.0, 2.0]}, {"elbo": 0.5})
     assert len(fig.axes[0].lines) == 2
     matplotlib.pyplot.close("all")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"ks and estimates\['iw'\] must have the same length"):
         plots.plot_vae_bounds([1, 10], {"iw": torch.zeros(3)})

@@ -50,6 +50,9 @@ from ppl_models.regression import (
 )
 
 SMOKE = os.environ.get("PPL_MODELS_SMOKE") == "1"
+# Each agreement between inference and the closed form is recorded as (what, error,
+# tolerance) and checked at the end, in the quick smoke run too (the tests run it).
+agreement = []
 
 x, t = make_sin_data(10, noise_std=0.3, seed=0)  # evenly spaced, as in PRML Fig. 1.2
 x_test, t_test = make_sin_data(100, noise_std=0.3, seed=1, design="uniform")
@@ -175,19 +178,27 @@ phi3 = polynomial_features(x, order)
 reg = LinearRegression(order + 1)
 fit_svi(reg, phi3, t, optimizer="lbfgs", num_steps=100, progress=False)
 ref = mle(phi3, t)
+err_w = float((reg.params().w - ref.w).abs().max() / ref.w.abs().max())
+err_noise = abs(float(1 / reg.params().beta) / float(1 / ref.beta) - 1)
 print(
     "ML:   max |w_SVI - w_ML| / max |w_ML| =",
-    f"{float((reg.params().w - ref.w).abs().max() / ref.w.abs().max()):.2e}",
+    f"{err_w:.2e}",
     "  relative error of 1/beta =",
-    f"{abs(float(1 / reg.params().beta) / float(1 / ref.beta) - 1):.2e}",
+    f"{err_noise:.2e}",
 )
+# L-BFGS on the exact log-likelihood reaches the least-squares optimum; the cubic's
+# design has condition number ~100, so w is accurate to ~1e-8 (measured below 1e-7).
+agreement += [
+    ("SVI (L-BFGS) w vs w_ML, relative", err_w, 1e-5),
+    ("SVI (L-BFGS) 1/beta vs 1/beta_ML, relative", err_noise, 1e-5),
+]
 
 alpha3, beta3 = 0.1, 1 / 0.3**2
 u, u_grid = 2 * x - 1, 2 * x_grid - 1
 phi3 = polynomial_features(u, order)
 breg = LinearRegression(order + 1, alpha=alpha3, beta=beta3)
 guide = AutoMultivariateNormal(breg.model)
-steps, particles = ((20, 40), 8) if SMOKE else ((300, 1000), 128)
+steps, particles = ((60, 120), 8) if SMOKE else ((300, 1000), 128)
 fit_svi(
     breg,
     phi3,
@@ -224,6 +235,15 @@ print(
     f"Bayes: guide mean within {err_mean:.3f} posterior sd of m_N; "
     f"covariance within {err_cov:.3f} of sd_i sd_j"
 )
+# The averaged Monte-Carlo fit: in the full run within ~1% of the posterior's sds (see
+# the text above); the smoke run's 180 steps of 8 particles get within 0.42 sd (mean)
+# and 0.28 (covariance): bounds twice that, far below the start's misfit (2.7 sd after
+# 60 steps). The full run's bounds are 5x its measured ~1%.
+bayes_tol = (0.8, 0.6) if SMOKE else (0.05, 0.05)
+agreement += [
+    ("SVI guide mean - m_N, in posterior sd", err_mean, bayes_tol[0]),
+    ("SVI guide covariance - S_N, in sd_i sd_j", err_cov, bayes_tol[1]),
+]
 
 d_svi_mean = (polynomial_features(u_grid, order) @ q.mean).detach()
 d_exact = predictive_posterior(polynomial_features(u_grid, order), post3, beta3)
@@ -244,3 +264,13 @@ plots.finish(fig, "regression_svi_vs_exact")
 # The agreement is the point of the library: every number above is checked by
 # `tests/test_regression.py` against an independent computation (numpy, scipy,
 # scikit-learn) and the inference against the closed form.
+
+# %% [markdown]
+# ## Agreement
+#
+# Every comparison above, with its bound (the reason is beside each where it is set).
+
+# %%
+for what, error, tolerance in agreement:
+    print(f"{what:52s} {error:9.2e}  (bound {tolerance:g})")
+    assert error <= tolerance, f"{what}: {error:.3g} > {tolerance:g}"

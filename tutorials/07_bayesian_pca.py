@@ -46,6 +46,9 @@ from ppl_models.inference import fit_svi, run_nuts
 from ppl_models.regression import IterateAveraging, LinearRegression, polynomial_features
 
 SMOKE = os.environ.get("PPL_MODELS_SMOKE") == "1"
+# Each agreement between inference and the closed form is recorded as (what, error,
+# tolerance) and checked at the end, in the quick smoke run too (the tests run it).
+agreement = []
 torch.set_num_threads(1)  # D = 10: one thread is fastest
 
 data = make_bishop_bpca_data(n=300, d=10, seed=0)
@@ -71,6 +74,8 @@ print("iterations:", len(em.log_likelihood), "converged:", em.converged)
 print("column norms:", torch.linalg.vector_norm(em.params.W, dim=0).numpy().round(3))
 print("alpha:", em.alpha.numpy().round(2))
 print("effective dimension:", em.effective_dim)
+# Bishop's published experiment: six of the nine columns are switched off (exact count).
+agreement.append(("ARD EM effective dimension - 3", abs(em.effective_dim - 3), 0))
 c_em = bp.model_covariance(em.params.W, em.params.sigma2)
 
 plots.finish(plots.plot_alpha_history(em.alpha_history, em.log_likelihood), "bpca_alpha_history")
@@ -90,7 +95,11 @@ plots.finish(fig, "bpca_hinton")
 
 # %%
 for method in ("minka", "bic", "heldout"):
-    print(f"{method:8s} M = {ppca.select_latent_dim(x, method).latent_dim}")
+    chosen = ppca.select_latent_dim(x, method).latent_dim
+    print(f"{method:8s} M = {chosen}")
+    if method != "heldout":  # cross-validation is noisy here (it says 6 on these data)
+        # The evidence and BIC see the 3 strong directions exactly (no tolerance).
+        agreement.append((f"{method} choice - 3", abs(chosen - 3), 0))
 print(f"{'ARD':8s} M = {em.effective_dim}")
 
 # %% [markdown]
@@ -112,6 +121,15 @@ med = map_m.median()
 print("MAP norms:", torch.linalg.vector_norm(med["W"], dim=0).numpy().round(3))
 print("MAP alpha:", med["alpha"].numpy().round(1), "effective_dim:", map_m.effective_dim())
 print("C vs ard_em:", rel(bp.model_covariance(med["W"], med["sigma"] ** 2), c_em))
+# MAP (Gamma hyperpriors) and ARD EM (type-II ML) are close optima; the data-driven start
+# is already near: 2 L-BFGS steps (smoke) give 2.4% (measured), 100 converge. Bound 5%.
+agreement.append(
+    (
+        "MAP (L-BFGS) C vs ard_em, relative",
+        rel(bp.model_covariance(med["W"], med["sigma"] ** 2), c_em),
+        0.05,
+    )
+)
 
 # %% [markdown]
 # **A full posterior** does not prune to zero: given $\alpha_i$ a switched-off column is
@@ -130,6 +148,16 @@ print("guide-median norms:", torch.linalg.vector_norm(mf.median()["W"], dim=0).n
 svi_draws = mf.sample_posterior(2000, seed=0)
 print("effective_dim:", mf.effective_dim())
 print("posterior mean C vs ard_em:", rel(bp.rotation_free(svi_draws)["C"].mean(0), c_em))
+# A posterior mean, not a point estimate: a few % from ard_em's C (NUTS: 5.2%, below);
+# the smoke run's 50 steps are far from converged (measured 19%): bound 40% there, 15%
+# in the full run.
+agreement.append(
+    (
+        "mean-field SVI posterior mean C vs ard_em, relative",
+        rel(bp.rotation_free(svi_draws)["C"].mean(0), c_em),
+        0.4 if SMOKE else 0.15,
+    )
+)
 
 # %% [markdown]
 # **NUTS** on the marginal form. The columns swap labels between draws and chains (the
@@ -183,6 +211,15 @@ rf = bp.rotation_free(samples)
 print("posterior mean of sorted alpha:", rf["alpha_sorted"].mean((0, 1)).numpy().round(1))
 print("effective_dim:", nuts_m.effective_dim(mcmc.get_samples()))
 print("posterior mean C vs ard_em:", rel(rf["C"].mean((0, 1)), c_em))
+# Full run: 5.2% (2 x 1000 draws, see above), bound 10%; the smoke run's 2 x 5 draws of
+# depth-2 trees only show the mechanics (measured 8%), bound 20%.
+agreement.append(
+    (
+        "NUTS posterior mean C vs ard_em, relative",
+        rel(rf["C"].mean((0, 1)), c_em),
+        0.2 if SMOKE else 0.1,
+    )
+)
 
 # %% [markdown]
 # ## ArviZ
@@ -234,6 +271,15 @@ print(
     "Laplace-prior MAP C vs maximum likelihood:",
     rel(c_lap, ppca.covariance(ppca.closed_form(x, 3))),
 )
+# A weak prior (scale 1 on entries of size ~1) on 300 points moves the MAP little from the
+# ML: measured 1% (smoke); bound 5%.
+agreement.append(
+    (
+        "Laplace-prior MAP C vs maximum likelihood, relative",
+        rel(c_lap, ppca.covariance(ppca.closed_form(x, 3))),
+        0.05,
+    )
+)
 
 # %% [markdown]
 # And priors on every parameter of a regression, sampled by NUTS:
@@ -253,3 +299,13 @@ reg_mcmc = run_nuts(
     reg, phi, t, num_samples=10 if SMOKE else 300, warmup_steps=10 if SMOKE else 300, num_chains=1
 )
 print("posterior mean w:", reg_mcmc.get_samples()["w"].mean(0).numpy().round(3))
+
+# %% [markdown]
+# ## Agreement
+#
+# Every comparison above, with its bound (the reason is beside each where it is set).
+
+# %%
+for what, error, tolerance in agreement:
+    print(f"{what:52s} {error:9.2e}  (bound {tolerance:g})")
+    assert error <= tolerance, f"{what}: {error:.3g} > {tolerance:g}"

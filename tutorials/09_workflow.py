@@ -48,6 +48,9 @@ from ppl_models.inference import fit_svi, run_nuts
 from ppl_models.workflow import get_group, loo, summary, to_inference_data
 
 SMOKE = os.environ.get("PPL_MODELS_SMOKE") == "1"
+# Each agreement between inference and the closed form is recorded as (what, error,
+# tolerance) and checked at the end, in the quick smoke run too (the tests run it).
+agreement = []
 
 x = torch.randn(30, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2 + 1
 prior = NormalGammaParams(mu=0.0, kappa=0.1, a=2.0, b=2.0)
@@ -119,6 +122,17 @@ err_mu = (table.loc["mu", "mean"] - mean_mu) / table.loc["mu", "mcse_mean"]
 print(f"NUTS E[mu] - exact = {err_mu:+.2f} Monte-Carlo standard errors")
 print(f"NUTS sd[mu] / exact = {table.loc['mu', 'sd'] / sd_mu:.3f}")
 print(f"NUTS E[lambda] / exact = {table.loc['lambda', 'mean'] / mean_lambda:.3f}")
+# Monte-Carlo error: the mean within 4 of its standard errors (ArviZ's mcse_mean).
+agreement.append(("NUTS E[mu] - exact, in Monte-Carlo standard errors", abs(err_mu), 4.0))
+# E[lambda] from 2 x 30 draws (smoke): measured 2.5% off; 10% is ~4 Monte-Carlo
+# standard errors there (sd/mean of lambda ~0.25, ESS ~40); 2 x 1000 draws: 3%.
+agreement.append(
+    (
+        "NUTS E[lambda] / exact - 1",
+        abs(table.loc["lambda", "mean"] / mean_lambda - 1),
+        0.1 if SMOKE else 0.03,
+    )
+)
 
 # %% [markdown]
 # ## Posterior predictive check
@@ -141,6 +155,11 @@ nuts_loo = loo(nuts_data, quiet=True)
 print(f"PSIS-LOO (NUTS): {nuts_loo.elpd:.4f} ± {nuts_loo.se:.2f} (se over observations)")
 print(f"exact LOO:       {exact_i.sum():.4f}")
 print(f"max Pareto k: {nuts_loo.pareto_k.max():.2f}; p_loo = {nuts_loo.p:.2f} (2 parameters)")
+# PSIS-LOO from 60 draws (smoke) is within 0.64 nats of the exact value (measured):
+# bound 2; from 2000 draws, 0.5.
+agreement.append(
+    ("PSIS-LOO (NUTS) - exact LOO, nats", abs(nuts_loo.elpd - exact_i.sum()), 2.0 if SMOKE else 0.5)
+)
 
 # %% [markdown]
 # ## The same from a fitted guide
@@ -167,6 +186,13 @@ svi_data = to_inference_data(svi_model, x, num_chains=4, num_samples=100 if SMOK
 svi_loo = loo(svi_data, quiet=True)
 print(summary(svi_data))
 print(f"PSIS-LOO (SVI): {svi_loo.elpd:.4f}   exact: {exact_i.sum():.4f}")
+if not SMOKE:
+    # The smoke run's 50 steps leave the guide far from the posterior (kappa 1.9 of 30;
+    # PSIS-LOO 44 nats off, measured): this one is checked in the full run only, where
+    # the guide holds the posterior and PSIS-LOO is as close as NUTS's.
+    agreement.append(
+        ("PSIS-LOO (SVI guide) - exact LOO, nats", abs(svi_loo.elpd - exact_i.sum()), 0.5)
+    )
 
 # %%
 fig = plots.plot_loo_pointwise(
@@ -273,6 +299,16 @@ def report(x, t, label):
         "PSIS-LOO": DEGREES[int(np.argmax([r["psis_loo"].elpd for r in runs.values()]))],
     }
     print(f"{label}: degree chosen by {picks}")
+    if label == "N = 100":  # at N = 10 PSIS-LOO is unreliable (Pareto k > 0.7): see below
+        for m, r in runs.items():
+            # 100 draws (smoke): within 0.42 nats (measured), bound 1; 1000 draws: 0.5.
+            agreement.append(
+                (
+                    f"{label}, M={m}: PSIS-LOO (Laplace guide) - exact LOO, nats",
+                    abs(r["psis_loo"].elpd - r["exact_loo"]),
+                    1.0 if SMOKE else 0.5,
+                )
+            )
     return runs, picks
 
 
@@ -431,3 +467,13 @@ fig.axes[0].set_xlabel("latent dimension M")
 fig.axes[0].set_ylabel("criterion - its maximum (nats per point)")
 fig.axes[0].legend(fontsize=8)
 plots.finish(fig, "workflow_ppca_dim")
+
+# %% [markdown]
+# ## Agreement
+#
+# Every comparison above, with its bound (the reason is beside each where it is set).
+
+# %%
+for what, error, tolerance in agreement:
+    print(f"{what:52s} {error:9.2e}  (bound {tolerance:g})")
+    assert error <= tolerance, f"{what}: {error:.3g} > {tolerance:g}"

@@ -49,7 +49,7 @@ from __future__ import annotations
 from .batches import is_stream, to_tensor
 from .loop import ConvergenceWarning, FitResult, evaluate_loss, fit_svi
 from .losses import HOOKS, ShortcutError, TopicModule, hook
-from .nuts import run_nuts
+from .nuts import NutsRun, run_nuts
 from .plates import (
     ScalingError,
     data_plate,
@@ -59,13 +59,16 @@ from .plates import (
     plate_scale,
     pyro_method,
 )
+from .potentials import ClosedFormPotential
 from .step import FitError
 
 __all__ = [
     "HOOKS",
+    "ClosedFormPotential",
     "ConvergenceWarning",
     "FitError",
     "FitResult",
+    "NutsRun",
     "ScalingError",
     "ShortcutError",
     "TopicModule",

@@ -11,29 +11,34 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._checks import check_int
+from .._checks import as_array, check_int, is_one_array
 
 __all__ = ["Batches", "StreamBatches", "is_stream", "stream_size", "to_tensor"]
 
 
 def to_tensor(x: Any, i: int) -> Any:
-    """Positional data argument ``i`` as a tensor (numpy arrays without a copy); ``None``
-    and tensors as they are."""
-    if x is None or isinstance(x, torch.Tensor):
+    """Positional data argument ``i`` as a tensor, by the library's one input rule
+    (:func:`ppl_models._checks.as_array`: pandas converted once, float16 to float32,
+    sparse and complex input refused); integer numpy arrays keep their dtype (class labels,
+    counts), numpy arrays come without a copy; ``None`` and dense tensors as they are."""
+    if x is None:
         return x
-    if isinstance(x, np.ndarray):
-        if x.dtype == object or x.dtype.kind not in "biuf":
-            raise TypeError(f"data[{i}] must hold real numbers; got dtype {x.dtype}")
+    if isinstance(x, np.ndarray) and x.dtype.kind in "biu":
         return torch.from_numpy(np.ascontiguousarray(x))
-    raise TypeError(
-        f"data[{i}] must be a torch tensor, a numpy array or None; got {type(x).__name__}"
-    )
+    if (
+        isinstance(x, torch.Tensor)
+        and x.layout == torch.strided
+        and x.dtype not in (torch.float16, torch.bfloat16)
+    ):
+        return x
+    return as_array(x, f"data[{i}]")
 
 
 def is_stream(x: object) -> bool:
     """Whether ``x`` is a stream of data chunks (an iterable such as a ``DataLoader`` or
-    :class:`~ppl_models.datasets.NpyChunks`) rather than one array."""
-    if isinstance(x, (torch.Tensor, np.ndarray, list, tuple, str, bytes, numbers.Number)):
+    :class:`~ppl_models.datasets.NpyChunks`) rather than one array (a tensor, a numpy
+    array, a pandas DataFrame or Series, a sparse matrix) or a value."""
+    if is_one_array(x) or isinstance(x, (list, tuple, str, bytes, numbers.Number)):
         return False
     return hasattr(x, "__iter__")
 

@@ -33,7 +33,7 @@ from .checkpoint import (
     load_checkpoint,
     set_rng_state,
 )
-from .losses import LossPath, has_latent_sites, hook, make_elbo, recheck_due
+from .losses import LossPath, empty_guide, has_latent_sites, hook, make_elbo, recheck_due
 from .plates import (
     ScalePlates,
     ScalingError,
@@ -104,10 +104,6 @@ class FitResult(NamedTuple):
     loss_path: str = "pyro"
     stopped_by: str = "num_steps"
     num_data: int | None = None
-
-
-def _empty_guide(*args: Any, **kwargs: Any) -> None:
-    """The guide of a model without latent variables."""
 
 
 def resolve_model(
@@ -414,12 +410,12 @@ def fit_svi(
     with torch.no_grad(), local_params(module, guide), nan_free(is_nan_free):
         if guide is None:
             with batch_context(first_idx):
-                if has_latent_sites(model, _empty_guide, first_args, model_kwargs):
+                if has_latent_sites(model, empty_guide, first_args, model_kwargs):
                     raise ValueError(
                         "the model has latent sites and no guide: pass guide=, e.g. "
                         "pyro.infer.autoguide.AutoNormal(model) (or AutoDelta for MAP)"
                     )
-            guide = _empty_guide
+            guide = empty_guide
         scaler = None
         if minibatched:
             try:
@@ -726,7 +722,7 @@ def evaluate_loss(
     seed = check_int(seed, "seed", minimum=0)
     model, guide, owner = resolve_model(module, guide)
     if guide is None:
-        guide = _empty_guide
+        guide = empty_guide
     like = None
     if isinstance(module, torch.nn.Module):
         like = next((p for p in module.parameters() if p.is_floating_point()), None)

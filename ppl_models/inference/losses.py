@@ -42,6 +42,7 @@ __all__ = [
     "LossPath",
     "ShortcutError",
     "TopicModule",
+    "empty_guide",
     "hook",
     "make_elbo",
 ]
@@ -88,7 +89,7 @@ HOOKS = ("validate_data", "reparam_loss", "nuts_potential", "params")
 def hook(owner: object, name: str) -> Callable[..., Any] | None:
     """``owner``'s hook ``name`` (one of :data:`HOOKS`) if it has a callable one."""
     if name not in HOOKS:
-        raise ValueError(f"unknown hook {name!r}; the hooks are {HOOKS}")
+        raise ValueError(f"name must be one of the hooks {HOOKS}; got {name!r}")
     fn = getattr(owner, name, None) if owner is not None else None
     return fn if callable(fn) else None
 
@@ -101,6 +102,10 @@ def make_elbo(loss: str | ELBO, num_particles: int) -> ELBO:
     check_choice(loss, "loss", ["trace", "meanfield"])
     cls = Trace_ELBO if loss == "trace" else TraceMeanField_ELBO
     return cls(num_particles=num_particles, vectorize_particles=num_particles > 1)
+
+
+def empty_guide(*args: Any, **kwargs: Any) -> None:
+    """The guide of a model without latent variables (maximum likelihood)."""
 
 
 class _NoShortcut(Exception):

@@ -36,6 +36,8 @@ from pyro.nn import PyroModule
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import prune_subsample_sites
 
+from .._checks import check_int
+
 __all__ = [
     "ScalePlates",
     "ScalingError",
@@ -201,6 +203,8 @@ def has_nan(x: torch.Tensor) -> bool:
     >>> has_nan(torch.tensor([1.0, float("nan")]))
     True
     """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch tensor; got {type(x).__name__}")
     if _NAN_FREE.get():
         return False
     return bool(torch.isnan(x).any())
@@ -235,6 +239,7 @@ def data_plate(size: int, name: str = "data", dim: int | None = None) -> pyro.pl
     ...     idx.tolist()
     [0, 1, 2, 3, 4]
     """
+    size = check_int(size, "size", minimum=1)
     current = _MINIBATCH.get()
     if current is not None:
         full_size, idx = current
@@ -252,6 +257,7 @@ def plate_scale(size: int) -> float:
     >>> plate_scale(5)
     1.0
     """
+    size = check_int(size, "size", minimum=1)
     current = _MINIBATCH.get()
     if current is not None and len(current[1]) == size:
         return current[0] / size
@@ -274,6 +280,8 @@ def iid(fn: dist.Distribution) -> dist.Distribution:
     ...     dist.Normal(0.0, 2.0).log_prob(torch.tensor([0.0, 1.0, 2.0])).tolist())
     True
     """
+    if not isinstance(fn, torch.distributions.Distribution):
+        raise TypeError(f"fn must be a distribution; got {type(fn).__name__}")
     return dist.ExpandedDistribution(fn, fn.batch_shape)
 
 

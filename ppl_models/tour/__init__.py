@@ -8,12 +8,14 @@ Each topic contributes a :class:`~ppl_models.tour._section.Section` from
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import logging
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ._section import Agreement, Section
@@ -43,6 +45,19 @@ def _write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def _quiet_pyro_logs() -> Iterator[None]:
+    """Pyro's INFO lines ("Guessed max_plate_nesting = 2") are not part of the report;
+    warnings and errors still show. The logger's level is restored afterwards."""
+    logger = logging.getLogger("pyro")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _ratio(row: Agreement) -> float:
@@ -107,7 +122,8 @@ def run_tour(
         log(f"[tour] {topic} ...")
         module = importlib.import_module(f".{topic}", __name__)
         start = time.perf_counter()
-        section = module.section(out, quick)
+        with _quiet_pyro_logs():
+            section = module.section(out, quick)
         section.seconds = time.perf_counter() - start
         sections.append(section)
         worst = max((_ratio(r) for r in section.agreement), default=0.0)
