@@ -507,6 +507,10 @@ def ard_em(
     xc = x - mu
     s = xc.T @ xc / n
     lam_mean = float(torch.trace(s)) / d
+    if not bool(torch.isfinite(s).all()):
+        raise ValueError(
+            f"x's values are too large: their covariance overflows {x.dtype}; rescale the data"
+        )
     if not lam_mean > 0:
         raise ValueError("x must vary: its sample covariance is zero")
     g = torch.Generator().manual_seed(0 if seed is None else check_int(seed, "seed", minimum=0))
