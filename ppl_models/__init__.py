@@ -21,7 +21,7 @@ _EXPORTS = {
     "FitResult": "inference",
     "data_plate": "inference",
     "fit_svi": "inference",
-    "pyro_method": "inference",
+    "local_pyro_method": "inference",
     "run_nuts": "inference",
     "BayesianGaussian": "gaussian",
     "Gaussian": "gaussian",
@@ -68,12 +68,16 @@ _SUBMODULES = {
     "workflow",
 }
 
+# Old names kept for one release: they resolve to callables that warn (FutureWarning).
+_DEPRECATED = {"pyro_method": "inference"}
+
 __all__ = sorted([*_EXPORTS, *_SUBMODULES])
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    if name in _EXPORTS or name in _DEPRECATED:
+        home = _EXPORTS.get(name) or _DEPRECATED[name]
+        value = getattr(importlib.import_module(f".{home}", __name__), name)
     elif name in _SUBMODULES:
         value = importlib.import_module(f".{name}", __name__)
     else:

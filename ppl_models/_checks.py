@@ -3,6 +3,17 @@
 Every check raises ``TypeError`` (wrong kind of object) or ``ValueError`` (right kind,
 impossible value) with a message that names the argument, what was expected and what
 was given. ``assert`` is never used on user input: it disappears under ``python -O``.
+
+The library's conventions for data and dtypes, which every topic module refers to:
+
+* **Data.** Every function that takes data converts them once, at the entry
+  (:func:`as_data`): torch tensors and numpy arrays, and pandas DataFrames and Series (a
+  column that does not hold numbers is refused by name); floating data keep their dtype,
+  float16 is computed in float32, integer and boolean numpy data become float64 (numpy's
+  and scikit-learn's convention); sparse matrices are refused (pass ``.toarray()``).
+* **Dtypes.** A Pyro model computes in ``torch.promote_types(module dtype, data dtype)``
+  (:func:`promoted_like`), as torch's own type promotion does: a module built in the
+  default float32 runs on float64 data, on the data's device.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ __all__ = [
     "check_positive",
     "check_same_device",
     "check_same_length",
+    "check_sizes",
     "is_one_array",
     "promoted_like",
 ]
@@ -374,6 +386,17 @@ def check_int(
     if maximum is not None and v > maximum:
         raise ValueError(f"{name} must be an integer <= {maximum}; got {v}")
     return v
+
+
+def check_sizes(sizes: object, name: str, minimum_len: int) -> tuple[int, ...]:
+    """A sequence of positive integers of at least ``minimum_len`` entries (layer sizes),
+    as a tuple."""
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+        raise TypeError(f"{name} must be a sequence of positive integers; got {sizes!r}")
+    out = tuple(check_int(s, f"{name}[{i}]", minimum=1) for i, s in enumerate(sizes))
+    if len(out) < minimum_len:
+        raise ValueError(f"{name} must have at least {minimum_len} entries; got {len(out)}")
+    return out
 
 
 def check_binary(t: torch.Tensor, name: str) -> torch.Tensor:

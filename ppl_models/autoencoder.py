@@ -66,17 +66,11 @@ symbol                        argument / attribute             shape
 :math:`W_e, b_e, W_d, b_d`    ``AutoencoderParams`` fields     see there
 ============================  ===============================  ====================
 
-Dtypes. The Pyro model computes in ``torch.promote_types(module dtype, data dtype)``, as
-torch's own type promotion does: a module built in the default float32 runs on float64
-data, on the data's device. The networks run in their own (the module's) dtype: their
-input is cast to it, their output to the computation dtype.
-
-Data. Every function that takes data converts them once, at the entry
-(:func:`ppl_models._checks.as_data`): torch tensors and numpy arrays, and pandas
-DataFrames and Series (a column that does not hold numbers is refused by name); floating
-data keep their dtype, float16 is computed in float32, integer and boolean numpy data
-become float64 (numpy's and scikit-learn's convention); sparse matrices are refused (pass
-``.toarray()``).
+Data and dtypes follow the library's conventions: data enter once, through
+:func:`ppl_models._checks.as_data`, and the Pyro model computes in torch's promotion of
+the module's and the data's dtypes (:func:`ppl_models._checks.promoted_like`), on the
+data's device. The networks run in their own (the module's) dtype, their input cast to
+it and their output to the computation dtype.
 
 References
 ----------
@@ -104,8 +98,8 @@ from pyro.distributions import constraints
 from pyro.nn import PyroModule, PyroParam
 from torch import nn
 
-from ._checks import as_data, check_choice, check_int, check_positive, promoted_like
-from .inference import data_plate, pyro_method
+from ._checks import as_data, check_choice, check_int, check_positive, check_sizes, promoted_like
+from .inference import data_plate, local_pyro_method
 from .pca import fit as pca_fit
 
 __all__ = [
@@ -174,15 +168,6 @@ def _activation(activation: str | type[nn.Module] | None, name: str) -> nn.Modul
     )
 
 
-def _check_sizes(sizes: object, name: str, minimum_len: int) -> tuple[int, ...]:
-    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
-        raise TypeError(f"{name} must be a sequence of positive integers; got {sizes!r}")
-    out = tuple(check_int(s, f"{name}[{i}]", minimum=1) for i, s in enumerate(sizes))
-    if len(out) < minimum_len:
-        raise ValueError(f"{name} must have at least {minimum_len} entries; got {len(out)}")
-    return out
-
-
 def mlp(
     sizes: Sequence[int],
     activation: str | type[nn.Module] = "relu",
@@ -222,7 +207,7 @@ def mlp(
     >>> net(torch.zeros(3, 4)).shape
     torch.Size([3, 2])
     """
-    sizes = _check_sizes(sizes, "sizes", 2)
+    sizes = check_sizes(sizes, "sizes", 2)
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
@@ -273,7 +258,7 @@ def make_networks(
     """
     data_dim = check_int(data_dim, "data_dim", minimum=1)
     latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
-    hidden = _check_sizes(hidden, "hidden", 0)
+    hidden = check_sizes(hidden, "hidden", 0)
     heads = check_int(encoder_heads, "encoder_heads", minimum=1)
 
     def build() -> tuple[nn.Sequential, nn.Sequential]:
@@ -562,7 +547,7 @@ class Autoencoder(PyroModule):
         super().__init__()
         self.data_dim = check_int(data_dim, "data_dim", minimum=1)
         self.latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
-        self.hidden = _check_sizes(hidden, "hidden", 0)
+        self.hidden = check_sizes(hidden, "hidden", 0)
         self.likelihood = check_choice(likelihood, "likelihood", _LIKELIHOODS)
         self.corruption = _check_corruption(corruption)
         self.noise = check_choice(noise, "noise", _NOISES)
@@ -607,7 +592,7 @@ class Autoencoder(PyroModule):
         p = next(self.encoder.parameters())
         return x.to(device=p.device, dtype=p.dtype)
 
-    @pyro_method
+    @local_pyro_method
     def model(self, x: torch.Tensor | None = None) -> torch.Tensor:
         r"""Observe ``x`` at ``"obs"`` given the reconstruction of its corrupted copy;
         returns the decoder's output (means, or logits for the bernoulli likelihood)."""

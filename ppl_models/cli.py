@@ -15,7 +15,9 @@ import math
 import os
 import pickle
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 # What `train` runs when neither --steps nor --epochs is given; --lr and --batch-size
 # replace the recipe's where given. Measured on the bundled digits (1797 x 64, saved to
@@ -155,8 +157,6 @@ def _convergence(losses: list[float]) -> tuple[bool, str]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .distributed import train
-
     _check_data(args.data)
     steps, epochs, lr, batch_size = args.steps, args.epochs, args.lr, args.batch_size
     if steps is None and epochs is None:
@@ -256,3 +256,168 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "train":
         return _train(args)
     return 0
+
+
+# ------------------------------------------------------------------ the train command
+
+TRAIN_TOPICS = ("ppca", "vae")
+
+
+def _ppca_mean_loglik(params: Any, mom: Any) -> float:
+    r"""The mean PPCA log-likelihood over the data from their moments alone:
+    :math:`-\frac12[D\ln 2\pi + \ln|C| + \operatorname{tr}(C^{-1}(S/N + \delta\delta^\top))]`,
+    :math:`\delta = \bar x - \mu` (memory independent of N)."""
+    import torch
+
+    w, mu, s2 = (t.to(torch.float64).cpu() for t in params)
+    d = w.shape[0]
+    c = w @ w.T + s2 * torch.eye(d, dtype=torch.float64)
+    delta = mom.mean.cpu() - mu
+    second = mom.scatter.cpu() / mom.n + torch.outer(delta, delta)
+    _, logdet = torch.linalg.slogdet(c)
+    quad = torch.trace(torch.linalg.solve(c, second))
+    return float(-0.5 * (d * math.log(2 * math.pi) + logdet + quad))
+
+
+def train(
+    topic: str,
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    latent_dim: int = 2,
+    hidden: tuple[int, ...] = (400,),
+    likelihood: str = "bernoulli",
+    loss: str = "trace",
+    batch_size: int | None = None,
+    num_steps: int | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    checkpoint_every: int = 100,
+    resume: str | os.PathLike[str] | None = None,
+    timeout_s: float = 300.0,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """What ``ppl-models train TOPIC --data PATH.npy`` does, with or without ``torchrun``.
+
+    Memory-maps ``data`` (N, D), builds the topic's module
+    (:class:`~ppl_models.ppca.MarginalPPCA` or :class:`~ppl_models.vae.VAE`), fits it with
+    :func:`~ppl_models.distributed.fit_distributed`, and on rank 0 writes into ``out``:
+    ``model.pt`` (the ``state_dict``), ``params.pt`` (the topic's parameters container as a dict),
+    ``checkpoint.pt`` and ``summary.json``. For ``ppca`` the summary also holds the mean
+    log-likelihood of the fitted parameters and of the closed form
+    (:func:`~ppl_models.distributed.closed_form_distributed`), both from the distributed moments.
+
+    Returns
+    -------
+    dict
+        The summary (the same on every process; only rank 0 writes it).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     np.save(f"{d}/x.npy", np.random.default_rng(0).standard_normal((128, 4)))
+    ...     s = train("ppca", f"{d}/x.npy", f"{d}/out", batch_size=32, epochs=1)
+    ...     sorted(p.name for p in Path(f"{d}/out").iterdir())
+    ['checkpoint.pt', 'model.pt', 'params.pt', 'summary.json']
+    >>> s["num_steps"], s["world_size"]
+    (4, 1)
+    """
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from .distributed import distributed_moments, fit_distributed, init_distributed, shard_rows
+    from .inference.checkpoint import atomic_save
+    from .ppca import PPCAParams, closed_form
+
+    if topic not in TRAIN_TOPICS:
+        raise ValueError(f"topic must be one of {TRAIN_TOPICS}; got {topic!r}")
+    for value, name in ((data, "data"), (out, "out")):
+        if not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"{name} must be a file path; got {type(value).__name__}")
+    path = Path(data)
+    if not path.is_file():
+        raise ValueError(f"data: no such file: {path}")
+    x = np.load(path, mmap_mode="r")
+    if x.ndim != 2:
+        raise ValueError(f"data: expected a 2-D array (N, D); got shape {x.shape}")
+    if epochs is None and num_steps is None:
+        epochs = 10
+    rank, world = init_distributed(timeout_s)
+    out = Path(out)
+    d = int(x.shape[1])
+    if topic == "ppca":
+        from .ppca import MarginalPPCA
+
+        module: nn.Module = MarginalPPCA(d, latent_dim, seed=seed)
+    else:
+        from .vae import VAE
+
+        module = VAE(d, latent_dim, hidden=tuple(hidden), likelihood=likelihood, seed=seed)
+    fit = fit_distributed(
+        module,
+        x,
+        loss=loss,
+        lr=lr,
+        batch_size=batch_size,
+        num_steps=num_steps,
+        epochs=epochs,
+        seed=seed,
+        checkpoint=out / "checkpoint.pt",
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        timeout_s=timeout_s,
+        progress=progress,
+    )
+    n = int(x.shape[0])
+    summary: dict[str, Any] = {
+        "topic": topic,
+        "data": str(path),
+        "n": n,
+        "d": d,
+        "world_size": world,
+        "batch_size": batch_size,
+        "num_steps": fit.num_steps,
+        "final_loss": float(fit.losses[-1]),
+        "final_loss_per_point": float(fit.losses[-1]) / n,
+        "seconds": fit.seconds,
+    }
+    if topic == "ppca":
+        shard = x[shard_rows(n, rank, world)]
+        # A shard of fewer than 2 rows (more processes than rows) goes in as a tensor.
+        chunks = _MemmapChunks(shard) if len(shard) >= 2 else torch.from_numpy(np.array(shard))
+        mom, dtype = distributed_moments(chunks)
+        ref = PPCAParams(*(t.to(dtype) for t in closed_form(mom, module.latent_dim)))
+        summary["loglik_per_point"] = _ppca_mean_loglik(module.params(), mom)
+        summary["closed_form_loglik_per_point"] = _ppca_mean_loglik(ref, mom)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_save(module.state_dict(), out / "model.pt")
+        atomic_save(dict(module.params()._asdict()), out / "params.pt")
+        tmp = out / ".summary.json.tmp"
+        tmp.write_text(_json_dumps(summary))
+        os.replace(tmp, out / "summary.json")
+    return summary
+
+
+def _json_dumps(obj: object) -> str:
+    import json
+
+    return json.dumps(obj, indent=2) + "\n"
+
+
+class _MemmapChunks:
+    """A slice of a memory map read as a stream of row chunks (one chunk in memory)."""
+
+    def __init__(self, x: Any, rows: int = 65536):
+        self.x, self.rows = x, rows
+
+    def __iter__(self) -> Iterator[Any]:
+        import numpy as np
+        import torch
+
+        for start in range(0, self.x.shape[0], self.rows):
+            yield torch.from_numpy(np.array(self.x[start : start + self.rows]))

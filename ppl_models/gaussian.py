@@ -76,18 +76,11 @@ symbol                  argument / field     shape
 :math:`\mu`             site ``"mu"``        ``()``
 ======================  ===================  ======================================
 
-Dtypes. The Pyro model computes in ``torch.promote_types(module dtype, data dtype)``, as
-torch's own type promotion does: a module built in the default float32 runs on float64
-data, with its priors built in that dtype and on the data's device (float64 data give
-float64 prior draws and NUTS samples); priors made of plain floats work too, their draws
-cast to that dtype.
-
-Data. Every function that takes data converts them once, at the entry
-(:func:`ppl_models._checks.as_data`): torch tensors and numpy arrays, and pandas
-DataFrames and Series (a column that does not hold numbers is refused by name); floating
-data keep their dtype, float16 is computed in float32, integer and boolean numpy data
-become float64 (numpy's and scikit-learn's convention); sparse matrices are refused (pass
-``.toarray()``).
+Data and dtypes follow the library's conventions: data enter once, through
+:func:`ppl_models._checks.as_data`, and the Pyro model computes in torch's promotion of
+the module's and the data's dtypes (:func:`ppl_models._checks.promoted_like`), on the
+data's device. Priors are built in that dtype (float64 data give float64 prior draws and
+NUTS samples); priors of plain floats work too, their draws cast to it.
 
 References
 ----------
@@ -110,7 +103,7 @@ from pyro.distributions import constraints
 from pyro.nn import PyroModule, PyroParam, PyroSample
 
 from ._checks import as_data, check_int, check_positive, promoted_like
-from .inference import data_plate, iid, pyro_method
+from .inference import data_plate, iid, local_pyro_method
 from .inference.potentials import ClosedFormPotential
 
 __all__ = [
@@ -215,7 +208,7 @@ class Gaussian(PyroModule):
             raise ValueError(f"x must have {self.data_dim} columns (data_dim); got {x.shape[1]}")
         return (x,)
 
-    @pyro_method
+    @local_pyro_method
     def model(self, x: torch.Tensor | None = None, n: int | None = None) -> torch.Tensor:
         r"""Observe ``x`` at ``"obs"`` under :math:`\mathcal{N}(\mu, \Sigma)` in plate ``"data"``.
 
@@ -580,7 +573,7 @@ class BayesianGaussian(PyroModule):
         """Check ``x`` (called by :func:`~ppl_models.inference.fit_svi` and ``run_nuts``)."""
         return (as_data(x, "x", ndim=1, min_rows=1),)
 
-    @pyro_method
+    @local_pyro_method
     def model(self, x: torch.Tensor | None = None, n: int | None = None) -> torch.Tensor:
         r"""Sample ``"lambda"`` and ``"mu"``, then observe ``x`` at ``"obs"`` in plate
         ``"data"``. With ``x=None``, draws ``n`` new points."""
@@ -594,7 +587,7 @@ class BayesianGaussian(PyroModule):
         with data_plate(size):
             return pyro.sample("obs", iid(dist.Normal(mu, torch.rsqrt(lam))), obs=obs)
 
-    @pyro_method
+    @local_pyro_method
     def guide(self, x: torch.Tensor | None = None, n: int | None = None) -> None:
         r"""The Normal-Gamma guide :math:`q(\lambda) = \mathrm{Gam}(a_q, b_q)`,
         :math:`q(\mu \mid \lambda) = \mathcal{N}(\mu_q, (\kappa_q\lambda)^{-1})`, both

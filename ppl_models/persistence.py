@@ -43,6 +43,7 @@ import importlib
 import inspect
 import os
 import pickle
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -96,11 +97,25 @@ _PLAIN = (type(None), bool, int, float, str)
 
 
 def _class_path(cls: type) -> str:
+    """``"module:Name"`` at the class's public home: the allowlisted module that defines
+    it or the nearest allowlisted package above that exports it (``ppl_models.ppca`` for
+    the ``MarginalPPCA`` of ``ppl_models.ppca.models``). A file names the path users
+    import, which moves inside a package leave unchanged."""
+    parts = cls.__module__.split(".")
+    for i in range(len(parts), 0, -1):
+        home = ".".join(parts[:i])
+        names = _ALLOWED.get(home, ())
+        if (
+            cls.__qualname__ in names
+            and getattr(sys.modules.get(home), cls.__qualname__, None) is cls
+        ):
+            return f"{home}:{cls.__qualname__}"
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def _allowed(cls: type) -> bool:
-    return cls.__qualname__ in _ALLOWED.get(cls.__module__, ())
+    module, name = _class_path(cls).split(":")
+    return name in _ALLOWED.get(module, ())
 
 
 def _resolve(path: object, where: str) -> type:

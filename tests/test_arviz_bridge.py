@@ -372,4 +372,6 @@ def test_workflow_plots_on_either_arviz_generation():
         plots.plot_forest(data, prob=1.5)
     with pytest.raises(ValueError, match="var_names: 'w' is not in the posterior"):
         plots.plot_trace_rank(data, var_names=["w"])
-    plots._plt().close("all")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from ppl_models import ppca
-from ppl_models.cli import main
+from ppl_models.cli import main, train
 from ppl_models.datasets import open_npy
 from ppl_models.distributed import (
     ELBOLoss,
@@ -35,7 +35,6 @@ from ppl_models.distributed import (
     init_distributed,
     pca_fit_distributed,
     shard_rows,
-    train,
 )
 from ppl_models.inference import FitError, minibatch
 from ppl_models.ppca import MarginalPPCA

@@ -339,7 +339,7 @@ def _specs_inference() -> dict[str, Spec]:
         "is_stream": Spec(lambda: ((x,), {})),
         "minibatch": Spec(lambda: ((10, torch.arange(3)), {})),
         "plate_scale": Spec(lambda: ((10,), {})),
-        "pyro_method": Spec(lambda: ((lambda self: None,), {})),
+        "local_pyro_method": Spec(lambda: ((lambda self: None,), {})),
         "run_nuts": Spec(
             lambda: (
                 (BayesianGaussian(_prior()), x),

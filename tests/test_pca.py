@@ -7,9 +7,10 @@ import pytest
 import torch
 from sklearn.decomposition import PCA as SkPCA
 
-from ppl_models import pca
+from ppl_models import _numerics, pca
 from ppl_models.datasets import load_digits
 from ppl_models.inference import fit_svi
+from ppl_models.pca import closed_forms
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +128,8 @@ def test_gram_routes_agree(digits):
     """The CPU (BLAS syrk) and the torch (GPU) routes give the same Gram matrices."""
     mean = digits.mean(0)
     for centre in (None, mean):
-        blas = pca._gram_blas(digits, centre, 100)
-        torch_route = pca._gram_torch(digits, centre, 100)
+        blas = _numerics._gram_blas(digits, centre, 100)
+        torch_route = _numerics._gram_torch(digits, centre, 100)
         np.testing.assert_allclose(blas.numpy(), torch_route.numpy(), rtol=1e-12)
         assert torch.equal(blas, blas.T)
 
@@ -171,10 +172,10 @@ def test_projector_distance():
 
 
 def test_auto_method_rule():
-    assert pca._auto_method(70000, 784, 50) == "eigh"
-    assert pca._auto_method(100, 5000, 10) == "svd"
-    assert pca._auto_method(100_000, 10_000, 20) == "em"
-    assert pca._auto_method(100_000, 10_000, 2000) == "eigh"
+    assert closed_forms._auto_method(70000, 784, 50) == "eigh"
+    assert closed_forms._auto_method(100, 5000, 10) == "svd"
+    assert closed_forms._auto_method(100_000, 10_000, 20) == "em"
+    assert closed_forms._auto_method(100_000, 10_000, 2000) == "eigh"
 
 
 # ------------------------------------------------------------------------ EM (tier 2)
@@ -239,7 +240,7 @@ def test_svi_finds_the_principal_subspace(digits):
     m = 2
     module = _fit_module(digits, m)
     ref = pca.fit(digits, m)
-    got = module.params(digits)
+    got = module.principal_axes(digits)
     assert float(pca.projector_distance(got, ref)) < 1e-3
     w = module.W.detach()
     np.testing.assert_allclose((w.T @ w).numpy(), np.eye(m), atol=1e-12)
@@ -261,7 +262,7 @@ def test_svi_finds_the_principal_subspace(digits):
 def test_svi_finds_the_principal_subspace_more_components(digits, m):
     module = _fit_module(digits, m)
     # Measured ~1e-6..1e-5 (gaps lambda_5 - lambda_6 = 10, lambda_10 - lambda_11 = 8.5).
-    assert float(pca.projector_distance(module.params(digits), pca.fit(digits, m))) < 1e-3
+    assert float(pca.projector_distance(module.principal_axes(digits), pca.fit(digits, m))) < 1e-3
 
 
 def test_two_instances_keep_separate_parameters(digits):
@@ -275,7 +276,7 @@ def test_two_instances_keep_separate_parameters(digits):
 
 def test_params_without_data_uses_last_model_call(digits):
     module = _fit_module(digits[:400], 2)
-    with_data = module.params(digits[:400])
+    with_data = module.principal_axes(digits[:400])
     module.model(digits[:400])  # one more call at the final parameters
     without = module.params()
     # Centred by mu (= the sample mean here) instead of the mean of x: the same numbers.
@@ -298,13 +299,13 @@ def test_pca_module_with_fixed_sigma_and_adam_loss_falls(digits):
 
 def test_fit_rejects_bad_input(digits):
     x = digits[:50]
-    with pytest.raises(ValueError, match="n_components must be an integer in"):
+    with pytest.raises(ValueError, match="latent_dim must be an integer in"):
         pca.fit(x, 0)
-    with pytest.raises(ValueError, match="n_components must be an integer in"):
+    with pytest.raises(ValueError, match="latent_dim must be an integer in"):
         pca.fit(x[:10], 11)  # > min(N, D) = 10
-    with pytest.raises(ValueError, match="n_components must be an integer in"):
+    with pytest.raises(ValueError, match="latent_dim must be an integer in"):
         pca.fit(x, 65)
-    with pytest.raises(TypeError, match="n_components must be an integer"):
+    with pytest.raises(TypeError, match="latent_dim must be an integer"):
         pca.fit(x, 2.5)
     bad = x.clone()
     bad[3, 4] = float("nan")
@@ -354,9 +355,9 @@ def test_helpers_reject_bad_input(digits):
 
 
 def test_module_rejects_bad_input(digits):
-    with pytest.raises(ValueError, match="n_components must be an integer in"):
+    with pytest.raises(ValueError, match="latent_dim must be an integer in"):
         pca.PCA(64, 64)
-    with pytest.raises(ValueError, match="n_components must be an integer in"):
+    with pytest.raises(ValueError, match="latent_dim must be an integer in"):
         pca.PCA(64, 0)
     with pytest.raises(ValueError, match=r"mean must have shape \(64,\)"):
         pca.PCA(64, 2, mean=torch.zeros(3))
@@ -367,7 +368,7 @@ def test_module_rejects_bad_input(digits):
         fit_svi(module, torch.zeros(10, 3), num_steps=1, progress=False)
     with pytest.raises(ValueError, match=r"PCA\.model needs the data x"):
         module.model(None)
-    with pytest.raises(ValueError, match="params\\(\\) needs the data x"):
+    with pytest.raises(ValueError, match=r"params\(\) needs a call of the model first"):
         module.params()
 
 
@@ -376,7 +377,7 @@ def test_figures(digits, tmp_path):
 
     full = pca.fit(digits, 64)
     figs = [
-        plots.plot_pca_spectrum(full.explained_variance, n_components=10),
+        plots.plot_pca_spectrum(full.explained_variance, latent_dim=10),
         plots.plot_pca_components(full, n=4),
         plots.plot_pca_reconstructions(digits[:2], full, ms=(1, 5, 30)),
     ]
@@ -411,7 +412,7 @@ def test_pca_em_refuses_fewer_directions_than_components():
     # Two rows span one centred direction: Z^T Z is singular for 2 components (a raw
     # _LinAlgError before).
     x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 7.0]], dtype=torch.float64)
-    with pytest.raises(ValueError, match="span fewer than n_components = 2 directions"):
+    with pytest.raises(ValueError, match="span fewer than latent_dim = 2 directions"):
         pca.em(x, 2)
 
 

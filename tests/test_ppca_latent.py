@@ -28,7 +28,6 @@ from ppl_models.ppca import (
     LatentPPCA,
     MarginalPPCA,
     PPCAParams,
-    _em_missing,
     closed_form,
     covariance,
     em,
@@ -36,6 +35,7 @@ from ppl_models.ppca import (
     posterior,
     sample,
 )
+from ppl_models.ppca.em_algorithm import _em_missing
 
 F64 = torch.float64
 
@@ -210,9 +210,9 @@ def test_em_missing_keeps_dtype_and_is_seeded():
 def test_em_missing_works_in_small_chunks(monkeypatch):
     x = _data(50, 4, 2, seed=8, missing=0.25)
     whole = em(x, 2, max_iter=20)
-    import ppl_models.ppca as ppca
+    from ppl_models.ppca import em_algorithm
 
-    monkeypatch.setattr(ppca, "_MISSING_CHUNK_ELEMENTS", 7 * (9 + 4))  # 7 rows per chunk
+    monkeypatch.setattr(em_algorithm, "MISSING_CHUNK_ELEMENTS", 7 * (9 + 4))  # 7 rows per chunk
     chunked = em(x, 2, max_iter=20)
     # Same sums added in another order: rounding only.
     assert torch.allclose(chunked.log_likelihood, whole.log_likelihood, rtol=1e-12, atol=0)

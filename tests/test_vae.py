@@ -17,7 +17,7 @@ from scipy.special import roots_hermitenorm
 
 from ppl_models import vae as vae_mod
 from ppl_models.datasets import load_vae_data
-from ppl_models.inference import data_plate, evaluate_loss, fit_svi, pyro_method
+from ppl_models.inference import data_plate, evaluate_loss, fit_svi, local_pyro_method
 from ppl_models.vae import (
     VAE,
     elbo,
@@ -529,7 +529,7 @@ class _TracedVAE(VAE):
 class _WiderPriorVAE(VAE):
     """A subclass whose model differs from what reparam_loss writes (prior N(0, 2^2))."""
 
-    @pyro_method
+    @local_pyro_method
     def model(self, x=None, *, num=None):
         with data_plate(x.shape[0]):
             z = pyro.sample(

@@ -23,7 +23,7 @@ from pyro.nn import PyroModule, PyroSample
 
 from ppl_models import _arviz
 from ppl_models.gaussian import Gaussian
-from ppl_models.inference import data_plate, fit_svi, pyro_method, run_nuts
+from ppl_models.inference import data_plate, fit_svi, local_pyro_method, run_nuts
 from ppl_models.workflow import (
     check_guide,
     compare,
@@ -213,7 +213,9 @@ def test_plots_from_inference_data(nuts_run):
     result = loo(data)
     fig2 = plots.plot_loo_pointwise(_exact_loo(x.numpy()), {"NUTS": result.elpd_i}, result.pareto_k)
     assert len(fig2.axes) == 2
-    plots._plt().close("all")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
 
 
 # ---- SVI --------------------------------------------------------------------------------
@@ -283,7 +285,7 @@ class _Regression(PyroModule):
         )
         self.beta = 4.0
 
-    @pyro_method
+    @local_pyro_method
     def model(self, phi: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         mean = pyro.deterministic("mean", phi @ self.w)
         with data_plate(phi.shape[0]):
@@ -351,7 +353,7 @@ class _SumModel(PyroModule):
         super().__init__()
         self.w = PyroSample(dist.Normal(torch.tensor(0.0, dtype=F64), 1.0).expand([2]).to_event(1))
 
-    @pyro_method
+    @local_pyro_method
     def model(self, x: torch.Tensor) -> torch.Tensor:
         with data_plate(x.shape[0]):
             return pyro.sample("obs", dist.Normal(self.w.sum(), 1.0), obs=x)
@@ -579,7 +581,7 @@ def test_check_guide_on_the_exact_posterior_has_no_tail():
     assert table.loc["guide", "verdict"] == "good"
     # Weights equal to the last bit (as a Laplace guide on a linear-Gaussian model gives)
     # tie with the tail's cutoff: no tail to fit, k = -inf rather than an error.
-    from ppl_models.workflow import _pareto_k
+    from ppl_models.workflow.diagnostics import _pareto_k
 
     assert _pareto_k(torch.zeros(2000, dtype=F64)) == float("-inf")
 
@@ -633,13 +635,14 @@ def test_workflow_plots(nuts_run, svi_run):
     # NUTS draws of the right model: the LOO-PIT ECDF stays inside the 99% uniform band.
     assert float(title.split("= ")[-1]) < 1.63 / np.sqrt(N)
     # The figures' bad-input paths: tests/test_arviz_bridge.py, on both ArviZ generations.
-    plots._plt().close("all")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
 
 
 def test_linear_gaussian_loo_matches_refitting_without_each_point():
     from ppl_models.datasets import make_sin_data
-    from ppl_models.regression import polynomial_features
-    from ppl_models.workflow import linear_gaussian_loo
+    from ppl_models.regression import linear_gaussian_loo, polynomial_features
 
     x, t = make_sin_data(12, noise_std=0.3, seed=0)
     phi = polynomial_features(x, 3).numpy()

@@ -8,18 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from ppl_models.bayesian_pca import ard_em
-from ppl_models.datasets import load_digits
+from ppl_models.bayesian_pca import ard_em, bayesian_marginal_ppca, ppca_loo_sweep
+from ppl_models.datasets import load_digits, noisy_pooled_digits
 from ppl_models.ppca import closed_form, select_latent_dim
-from ppl_models.tour.workflow import (
-    bayesian_marginal_ppca,
-    noisy_pooled_digits,
-    ppca_loo_sweep,
-)
 
 
 def test_pooled_digits_are_the_block_means_of_the_images_plus_seeded_noise():
-    x = noisy_pooled_digits(n=20, noise_sd=0.0, seed=3)
+    x = noisy_pooled_digits(num_points=20, noise_sd=0.0, seed=3)
     images = load_digits().x.numpy().reshape(-1, 8, 8)
     idx = torch.randperm(1797, generator=torch.Generator().manual_seed(3))[:20].numpy()
     # Independent pooling: an explicit loop over the 2 x 2 blocks, row-major.
@@ -28,7 +23,7 @@ def test_pooled_digits_are_the_block_means_of_the_images_plus_seeded_noise():
         [[images[i, 2 * r : 2 * r + 2, 2 * c : 2 * c + 2].mean() for r, c in blocks] for i in idx]
     )
     np.testing.assert_allclose(x.numpy(), ref, rtol=0, atol=1e-12)
-    a, b = noisy_pooled_digits(n=50, seed=1), noisy_pooled_digits(n=50, seed=1)
+    a, b = noisy_pooled_digits(num_points=50, seed=1), noisy_pooled_digits(num_points=50, seed=1)
     assert torch.equal(a, b) and a.dtype == torch.float64 and a.shape == (50, 16)
 
 
@@ -45,7 +40,7 @@ def test_the_chosen_setting_has_an_interior_optimum_and_the_closed_form_criteria
 
 
 def test_bayesian_marginal_ppca_has_priors_on_every_parameter_and_starts_at_the_mle():
-    x = noisy_pooled_digits(n=100)
+    x = noisy_pooled_digits(num_points=100)
     module, guide = bayesian_marginal_ppca(x, 3)
     import pyro
     from pyro import poutine
@@ -74,7 +69,7 @@ def test_loo_and_heldout_choose_the_same_dimension_within_one():
     # draws (seed 0). Measured: LOO and held-out argmaxes 7 and 8; Minka 7; ARD 7.
     x = noisy_pooled_digits()
     dims = list(range(1, 11))
-    sweep = ppca_loo_sweep(x, dims, num_steps=400, num_draws=1000, seed=0)
+    sweep = ppca_loo_sweep(x, dims, num_steps=400, num_samples=1000, seed=0)
     heldout = select_latent_dim(x, "heldout", max_dim=10)
     pick = dims[int(np.argmax(sweep["elpd"]))]
     assert abs(pick - heldout.latent_dim) <= 1

@@ -84,7 +84,7 @@ print(f"eigenvalues below 1e-10 λ_1: {int((lam < 1e-10 * lam[0]).sum())}")
 # $\sum_{i \le M}\lambda_i / \operatorname{tr} S$ (PRML Fig. 12.4).
 
 # %%
-plots.finish(plots.plot_pca_spectrum(lam, n_components=10), "pca_spectrum")
+plots.finish(plots.plot_pca_spectrum(lam, latent_dim=10), "pca_spectrum")
 plots.finish(plots.plot_pca_components(full, n=8), "pca_components")
 ratio = pca.explained_variance_ratio(full, x).numpy()
 for m in (1, 2, 5, 10, 20, 30):
@@ -197,7 +197,7 @@ print(
 # $x_n$ depends on $x_n$. Probabilistic PCA, next, is one.)
 #
 # ```python
-# @pyro_method
+# @local_pyro_method
 # def model(self, x):
 #     w, mu = self.W, self.mu                  # W orthonormal by construction
 #     x_hat = mu + ((x - mu) @ w) @ w.T
@@ -221,7 +221,7 @@ svi_fits = {}
 for m in svi_ms:
     module = pca.PCA(d, m, mean=x_svi.mean(0), seed=0)
     result = fit_svi(module, x_svi, optimizer="lbfgs", num_steps=100, progress=False)
-    got, closed = module.params(x_svi), pca.fit(x_svi, m)
+    got, closed = module.principal_axes(x_svi), pca.fit(x_svi, m)
     j_over_d = float(pca.reconstruction_error(x_svi, closed)) / d
     svi_fits[m] = got
     sigma2 = float(module.sigma.detach()) ** 2

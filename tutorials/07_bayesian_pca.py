@@ -148,7 +148,7 @@ print("guide-median norms:", torch.linalg.vector_norm(mf.median()["W"], dim=0).n
 svi_draws = mf.sample_posterior(2000, seed=0)
 print("effective_dim:", mf.effective_dim())
 print("posterior mean C vs ard_em:", rel(bp.rotation_free(svi_draws)["C"].mean(0), c_em))
-# A posterior mean, not a point estimate: a few % from ard_em's C (NUTS: 5.2%, below);
+# A posterior mean, not a point estimate: a few % from ard_em's C (NUTS: 5.3%, below);
 # the smoke run's 50 steps are far from converged (measured 19%): bound 40% there, 15%
 # in the full run.
 agreement.append(
@@ -170,25 +170,25 @@ agreement.append(
 # all 300 x 10 numbers: 5.5 ms per gradient. `BayesianPCA.nuts_potential` writes the same
 # potential from the sufficient statistics ($\bar x$ and $S$), with the gradient in closed
 # form: 0.5 ms, whatever $N$ (at N = 30000 Pyro's takes 35 ms). `run_nuts` uses it once
-# its values and gradients equal Pyro's at the chains' starting points. The trajectories
-# stay long: until the diagonal mass matrix is adapted, the step size is set by the
-# narrowest direction, $\log\sigma$ (posterior sd about 0.015, with N D = 3000 numbers),
-# while $\log\alpha$ of a switched-off column wanders over several units (a funnel with
-# its column): 127-511 leapfrog steps per draw. After adaptation the step size grows from
-# 0.02 to about 0.07 and a draw takes 31-255 steps (median 63). The funnel's neck is where
-# divergences appear: at Pyro's default target acceptance 0.8 one trajectory in 2000
-# diverged (2 chains x 1000 draws), at 0.9 none, so this run asks for 0.9. With Pyro's tree
-# building a leapfrog step costs about 1.2 ms in all, and 2 chains x (250 + 1000) draws
-# take 3.5 min on an idle machine (R-hat at most 1.003 on the sorted alphas and norms).
+# its values and gradients equal Pyro's at the chains' starting points, and samples with
+# nutpie, whose warm-up fits a diagonal-plus-low-rank mass matrix to the draws and their
+# gradients. The trajectories stay long: $\log\sigma$ is the narrowest direction
+# (posterior sd about 0.015, with N D = 3000 numbers), while $\log\alpha$ of a switched-off
+# column wanders over several units (a funnel with its column): a draw takes 31-511
+# leapfrog steps (median 63) at a step size of about 0.13. The funnel's neck is where
+# divergences appear: at the default target acceptance 0.8 a trajectory can diverge there,
+# at 0.9 none did, so this run asks for 0.9. 2 chains x (250 + 1000) draws take 2.2 min
+# (300,000 gradients; measured on a loaded 2-core machine), R-hat at most 1.008 on the
+# sorted alphas and norms; Pyro's own NUTS (`sampler="pyro"`) took 3.5 min on an idle one.
 # The data-based starting point (`init_strategy=nuts_m.init_strategy`) spares the sampler
 # the search from Pyro's random start, where every column is switched on.
 #
-# The posterior mean of $C$ is 5.2% from `ard_em`'s $C$ (2 x 1000 draws), and that is the
+# The posterior mean of $C$ is 5.3% from `ard_em`'s $C$ (2 x 1000 draws), and that is the
 # posterior, not the sampler: an independent Gibbs sampler on the latent form (in the
 # tests) gives the same mean to 0.3%, 5.3% from `ard_em`. The switched-off columns keep
 # norms of 0.1-0.4 under the posterior and absorb part of the spread of the seven small
 # sample eigenvalues, which the point estimate sets to $\sigma^2$ exactly: the posterior
-# mean of $C$ lies between `ard_em`'s $C$ (5.2% away) and the sample covariance (3.8%).
+# mean of $C$ lies between `ard_em`'s $C$ (5.3% away) and the sample covariance (3.8%).
 
 # %%
 nuts_m = bp.BayesianPCA(10, 9)
@@ -211,7 +211,7 @@ rf = bp.rotation_free(samples)
 print("posterior mean of sorted alpha:", rf["alpha_sorted"].mean((0, 1)).numpy().round(1))
 print("effective_dim:", nuts_m.effective_dim(mcmc.get_samples()))
 print("posterior mean C vs ard_em:", rel(rf["C"].mean((0, 1)), c_em))
-# Full run: 5.2% (2 x 1000 draws, see above), bound 10%; the smoke run's 2 x 5 draws of
+# Full run: 5.3% (2 x 1000 draws, see above), bound 10%; the smoke run's 2 x 5 draws of
 # depth-2 trees only show the mechanics (measured 8%), bound 20%.
 agreement.append(
     (

@@ -31,9 +31,8 @@ from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
 from ppl_models import plots, ppca
 from ppl_models.autoencoder import Autoencoder
-from ppl_models.datasets import load_vae_data
+from ppl_models.datasets import load_vae_data, make_unit_ppca_data
 from ppl_models.inference import fit_svi
-from ppl_models.tour.vae import ppca_data
 from ppl_models.vae import (
     VAE,
     elbo,
@@ -101,7 +100,7 @@ agreement += [
 
 # %%
 n, d, m = (300, 10, 2) if SMOKE else (5000, 20, 3)
-x_lin = ppca_data(n, d, m)
+x_lin = make_unit_ppca_data(n, d, m)
 ref = ppca.closed_form(x_lin, m)
 ll_ppca = float(ppca.log_likelihood(x_lin, ref).mean())
 lin = VAE(d, m, hidden=(), likelihood="normal")

@@ -236,7 +236,7 @@ plots.finish(plots.plot_loo_pit(nuts_data), "workflow_loo_pit")
 # * the **evidence** $\ln p(t \mid M) = \ln \mathcal N(t \mid 0, \beta^{-1} I +
 #   \alpha^{-1}\Phi\Phi^\top)$ (PRML 3.86, `regression.log_evidence`);
 # * **leave-one-out**, $\mathrm{elpd}_{\mathrm{loo}} = \sum_n \log p(t_n \mid t_{-n})$:
-#   exact here (`workflow.linear_gaussian_loo`, the Gaussian conditional of $t_n$ given
+#   exact here (`regression.linear_gaussian_loo`, the Gaussian conditional of $t_n$ given
 #   the rest), and estimated by PSIS-LOO from posterior draws as for any model.
 #
 # The evidence scores how well the prior predicted the whole data set, point after point
@@ -250,14 +250,13 @@ plots.finish(plots.plot_loo_pit(nuts_data), "workflow_loo_pit")
 from pyro.infer.autoguide import AutoLaplaceApproximation
 
 from ppl_models.datasets import make_sin_data
-from ppl_models.regression import LinearRegression, log_evidence, polynomial_features
-from ppl_models.workflow import (
-    check_guide,
-    compare,
+from ppl_models.regression import (
+    LinearRegression,
     linear_gaussian_loo,
-    posterior_predictive,
-    prior_predictive,
+    log_evidence,
+    polynomial_features,
 )
+from ppl_models.workflow import check_guide, compare, posterior_predictive, prior_predictive
 
 ALPHA, BETA = 5e-3, 11.1
 # Smoke mode (the test suite): three degrees, few draws.
@@ -389,9 +388,9 @@ plots.finish(fig, "workflow_degree_n10")
 # %%
 import pyro
 
-from ppl_models.bayesian_pca import ard_em
+from ppl_models.bayesian_pca import ard_em, bayesian_marginal_ppca, ppca_loo_sweep
+from ppl_models.datasets import noisy_pooled_digits
 from ppl_models.ppca import select_latent_dim
-from ppl_models.tour.workflow import bayesian_marginal_ppca, noisy_pooled_digits, ppca_loo_sweep
 
 xd = noisy_pooled_digits()  # 300 x 16, seed 0
 N_D = xd.shape[0]
@@ -409,7 +408,7 @@ PPCA_DIMS = (
     [minka.latent_dim - 1, minka.latent_dim, minka.latent_dim + 1] if SMOKE else list(range(1, 11))
 )
 sweep = ppca_loo_sweep(
-    xd, PPCA_DIMS, num_steps=100 if SMOKE else 400, num_draws=200 if SMOKE else 1000
+    xd, PPCA_DIMS, num_steps=100 if SMOKE else 400, num_samples=200 if SMOKE else 1000
 )
 print(" M  held-out(sum)  Minka ln ev  PSIS-LOO (se)      p_loo  max k")
 for i, m in enumerate(PPCA_DIMS):

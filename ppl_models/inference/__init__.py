@@ -55,10 +55,11 @@ from .plates import (
     data_plate,
     has_nan,
     iid,
+    local_pyro_method,
     minibatch,
     plate_scale,
-    pyro_method,
 )
+from .plates import pyro_method as pyro_method  # deprecated: local_pyro_method
 from .potentials import ClosedFormPotential
 from .step import FitError
 
@@ -79,9 +80,9 @@ __all__ = [
     "hook",
     "iid",
     "is_stream",
+    "local_pyro_method",
     "minibatch",
     "plate_scale",
-    "pyro_method",
     "run_nuts",
     "to_tensor",
 ]

@@ -4,14 +4,14 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
-from .._checks import as_array, check_int, is_one_array
+from .._checks import as_array, check_int
+from .._numerics import is_stream
 
 __all__ = ["Batches", "StreamBatches", "is_stream", "stream_size", "to_tensor"]
 
@@ -32,15 +32,6 @@ def to_tensor(x: Any, i: int) -> Any:
     ):
         return x
     return as_array(x, f"data[{i}]")
-
-
-def is_stream(x: object) -> bool:
-    """Whether ``x`` is a stream of data chunks (an iterable such as a ``DataLoader`` or
-    :class:`~ppl_models.datasets.NpyChunks`) rather than one array (a tensor, a numpy
-    array, a pandas DataFrame or Series, a sparse matrix) or a value."""
-    if is_one_array(x) or isinstance(x, (list, tuple, str, bytes, numbers.Number)):
-        return False
-    return hasattr(x, "__iter__")
 
 
 def stream_size(stream: object, dataset_size: int | None) -> int:

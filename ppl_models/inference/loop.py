@@ -4,12 +4,52 @@ Pyro model.
 Each step draws a minibatch (:mod:`.batches`), computes the loss by the licensed path
 (:mod:`.losses`) inside the minibatch's plate context (:mod:`.plates`), and takes one
 guarded optimizer step (:mod:`.step`); checkpoints (:mod:`.checkpoint`), convergence and
-early stopping (:mod:`.stopping`) come around it.
+early stopping (:mod:`.stopping`) come around it. :func:`fit_svi` runs its parts in this
+order: the set-up (:func:`_read_data`: the data converted and checked, the module moved to
+them, the minibatches), the first evaluation (:func:`_first_evaluation`: lazily made
+parameters, the minibatch scaling proved, the loss path licensed), the optimizer and a
+resumed state, then the steps (:func:`_run_steps`).
+
+**Minibatches.** With ``batch_size`` (or a stream of minibatches) every site of a data
+point is scaled by :math:`N/B`: by the model's plate where it knows :math:`N`
+(:func:`~ppl_models.inference.data_plate`, ``pyro.plate(name, N, subsample=...)``), by
+the fit for a plain ``pyro.plate(name, len(x))``; a model whose scaling cannot be proved
+is refused before the first step (:func:`~ppl_models.inference.plates.plan_scaling`).
+Minibatches are drawn without replacement, a new permutation every epoch. A stream (a
+``DataLoader``, :func:`ppl_models.datasets.open_npy`) is read in turn and again after
+each pass, holding nothing but the current minibatch; :math:`N` is ``dataset_size`` where
+the stream does not tell it. A stream gives rows without their indices, so guides with
+per-datapoint parameters need in-memory data.
+
+**Stopping.** The fit stops when ``|m_k - m_{k-1}| <= tol * max(|m_k|, 1)``, ``m_k`` the
+mean loss over the k-th window of ``window`` steps (:class:`~.stopping.Convergence`).
+Defaults: ``tol=1e-10``, ``window=1`` for L-BFGS (a deterministic objective, each step up
+to 20 iterations), else ``1e-6`` and ``100``; ``tol=0`` runs every step. Reaching
+``num_steps`` first warns (:class:`ConvergenceWarning`).
+
+**Validation.** With ``validation`` (held-out data, a tuple like the positional data) the
+loss is evaluated on it every ``validate_every`` steps (one epoch with ``batch_size``, else
+100) without gradient and with the same seeded draws each time (:func:`evaluate_loss`), so
+that validations differ by the parameters only. The best parameters are kept and, with
+``restore_best``, put back at the end; ``patience`` validations in a row without a new
+best stop the fit (:class:`~.stopping.EarlyStopping`).
+
+**Checkpoints.** ``checkpoint`` is written every ``checkpoint_every`` steps and at the end,
+atomically, tensors and plain containers only (:mod:`.checkpoint`); ``resume`` continues
+from one written by the same model, guide, optimizer and data, and refuses anything else
+with a ``ValueError`` naming ``resume`` (nothing in the file is executed).
+
+**Pyro's validation.** Pyro's checks (distribution arguments, supports, shapes), where
+enabled, run on the first evaluation; ``validate_every_step`` keeps them, and Pyro's ELBO
+class with them, on every step. The data and shapes do not change between steps, the
+checks cost up to half of a small model's step, and a parameter that turns invalid later
+shows up as a non-finite loss, which raises ``FitError`` all the same.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 import warnings
@@ -19,13 +59,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyro
 import torch
-from pyro import poutine
 from pyro.infer.elbo import ELBO
 from pyro.optim import PyroOptim
 from tqdm.auto import tqdm
 
-from .._checks import check_int, check_positive
-from .batches import Batches, StreamBatches, is_stream, select_rows, stream_size, to_tensor
+from .._checks import check_int
+from .batches import Batches, StreamBatches, to_tensor
 from .checkpoint import (
     atomic_save,
     check_checkpoint_path,
@@ -33,14 +72,19 @@ from .checkpoint import (
     load_checkpoint,
     set_rng_state,
 )
-from .losses import LossPath, empty_guide, has_latent_sites, hook, make_elbo, recheck_due
+from .losses import LossPath, empty_guide, hook, make_elbo, recheck_due
 from .plates import (
-    ScalePlates,
-    ScalingError,
     local_params,
-    minibatch,
     nan_free,
-    plan_scaling,
+)
+from .setup import (
+    FirstEvaluation,
+    FitData,
+    first_batches,
+    first_evaluation,
+    read_data,
+    resolve_model,
+    stopping_rule,
 )
 from .step import Stepper, make_optimizer, unique_params
 from .stopping import Convergence, EarlyStopping, evaluate_per_point
@@ -106,68 +150,6 @@ class FitResult(NamedTuple):
     num_data: int | None = None
 
 
-def resolve_model(
-    module: object, guide: Callable[..., Any] | None, role: str = "module"
-) -> tuple[Callable[..., Any], Callable[..., Any] | None, object]:
-    """``(model, guide, owner)`` for what a user passes as the model.
-
-    * an object with a ``model`` method (a topic module, or any ``PyroModule`` written
-      with ``model``/``guide`` methods): its ``model``, and its ``guide`` unless one is
-      given;
-    * a ``PyroModule`` (or any callable) whose call is the model (Pyro's ``forward``
-      idiom, or a plain function): the callable itself, and ``guide`` as given.
-
-    ``owner`` is the object whose hooks (:class:`~ppl_models.inference.TopicModule`) may be
-    used. ``guide`` may come back ``None``: the caller decides (an empty guide for a model
-    without latent sites).
-    """
-    model = getattr(module, "model", None)
-    if callable(model) and not isinstance(module, type):
-        if guide is None:
-            own = getattr(module, "guide", None)
-            guide = own if callable(own) else None
-        return model, guide, module
-    if callable(module) and not isinstance(module, (type, str)):
-        return module, guide, module
-    raise TypeError(
-        f"{role} must be a Pyro model: a PyroModule with model/guide methods or whose "
-        f"forward is the model, or a callable; got {type(module).__name__}"
-    )
-
-
-def _first_floating(data: tuple[Any, ...]) -> torch.Tensor | None:
-    return next((x for x in data if isinstance(x, torch.Tensor) and x.is_floating_point()), None)
-
-
-def _follow_data(like: torch.Tensor | None, *modules: object) -> None:
-    """Move the modules to the device and floating dtype of the data."""
-    if like is None:
-        return
-    for m in modules:
-        if isinstance(m, torch.nn.Module):
-            m.to(device=like.device, dtype=like.dtype)
-
-
-def _param_site_params(
-    model: Callable[..., Any], guide: Callable[..., Any], args: tuple[Any, ...], kwargs: dict
-) -> tuple[torch.Tensor, list[torch.nn.Parameter]]:
-    """One evaluation of guide and replayed model under ``no_grad``: creates lazily made
-    parameters (autoguides) and returns the loss-free list of every parameter the pair
-    reads, through Pyro's ``param`` sites (``pyro.param`` in a guide, ``PyroParam``,
-    networks), as Pyro's ``SVI`` collects them."""
-    with poutine.trace(param_only=True) as capture:
-        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
-        poutine.replay(model, trace=guide_trace)(*args, **kwargs)
-    found = []
-    for site in capture.trace.nodes.values():
-        value = site["value"]
-        link = getattr(value, "unconstrained", None)
-        leaf = link() if callable(link) else value
-        if isinstance(leaf, torch.Tensor) and leaf.is_leaf:
-            found.append(leaf)
-    return found
-
-
 def fit_svi(
     module: object,
     *data: Any,
@@ -199,123 +181,73 @@ def fit_svi(
     Each step computes the loss :math:`-\mathcal{L}`, the negative ELBO of the model and
     the guide, back-propagates, and steps an optimizer over every parameter the two read:
     the module's, the guide's (an autoguide's, made at the first evaluation), and those a
-    guide declares with ``pyro.param``.
-
-    The loss is Pyro's number: ``elbo.differentiable_loss(model, guide, *batch)``, or a
-    cheaper computation of the same number where one is licensed (see
-    :mod:`ppl_models.inference.losses`): it must equal Pyro's ELBO with the same random
-    draws at the first evaluation and at re-checks during the fit (after steps 1 and 10,
-    then every 100), or the fit stops with :class:`~ppl_models.inference.losses.ShortcutError`.
-    ``loss_path="pyro"`` keeps Pyro's ELBO class on every step; ``FitResult.loss_path``
-    says which ran.
+    guide declares with ``pyro.param``. The loss is Pyro's number,
+    ``elbo.differentiable_loss(model, guide, *batch)``, or a cheaper computation of the
+    same number where one is licensed (:mod:`ppl_models.inference.losses`): it must equal
+    Pyro's ELBO with the same draws at the first evaluation and at re-checks (after steps
+    1 and 10, then every 100), or the fit stops with ``ShortcutError``. Minibatches,
+    stopping, validation and checkpoints: :mod:`ppl_models.inference.loop`.
 
     Parameters
     ----------
     module : PyroModule or callable
-        The model: a topic module (``model``/``guide`` methods), any ``PyroModule`` with
-        ``model``/``guide`` methods or whose ``forward`` is the model, or a plain Pyro model
-        function. A module (and a guide that is a module) is moved to the device and
-        floating dtype of the first floating data tensor. Its optional hooks
-        (:class:`~ppl_models.inference.TopicModule`) are used: ``validate_data`` at entry,
-        ``reparam_loss`` under licence.
+        A topic module (``model``/``guide`` methods), any ``PyroModule`` with them or whose
+        ``forward`` is the model, or a Pyro model function. A module (and a guide that is
+        one) moves to the device and floating dtype of the first floating data tensor; its
+        hooks (:class:`~ppl_models.inference.TopicModule`) are used: ``validate_data`` at
+        entry, ``reparam_loss`` under licence.
     *data : torch.Tensor or numpy.ndarray or None, or one stream of minibatches
-        Positional arguments of the model and guide. Tensors whose first dimension
-        equals the first one's length are the data points, sliced into minibatches. Or a
-        single iterable of minibatches (a ``torch.utils.data.DataLoader``, including one
-        over a memory-mapped file larger than memory, or
-        :func:`ppl_models.datasets.open_npy`), each a tensor or a tuple of the model's
-        positional arguments, read in turn and again from the start after each pass;
-        nothing but the current minibatch is held. A stream gives rows without their
-        indices, so guides with per-datapoint parameters need in-memory data.
+        The positional arguments of model and guide; tensors as long as the first are the
+        data points, sliced into minibatches. Or one iterable of minibatches (a
+        ``DataLoader``, :func:`ppl_models.datasets.open_npy`), each a tensor or a tuple of
+        the arguments.
     guide : callable, optional
-        The guide: any Pyro guide, an autoguide, a function using ``pyro.param``. By
-        default the module's own ``guide``; a model without one and without latent sites
-        gets the empty guide (maximum likelihood); one with latent sites needs a guide.
+        Any Pyro guide; the module's own ``guide`` by default. A model without one and
+        without latent sites gets the empty guide (maximum likelihood).
     loss : {"trace", "meanfield"} or pyro.infer.ELBO
-        ``Trace_ELBO`` (Monte-Carlo KL) or ``TraceMeanField_ELBO`` (analytic KL where
-        available), or any ELBO instance.
+        ``Trace_ELBO``, ``TraceMeanField_ELBO`` (analytic KL where available), or any ELBO.
     num_particles : int
         Samples of the guide per step (vectorised).
     optimizer : str, callable, torch.optim.Optimizer or pyro.optim optimizer
-        ``"adam"``, ``"adamw"``, ``"sgd"``, ``"adagrad"``, ``"lbfgs"``; a function from
-        a parameter list to a torch optimizer; a torch optimizer already made over the
-        parameters; or a ``pyro.optim`` optimizer (``pyro.optim.Adam({"lr": 0.01})``).
-        ``"lbfgs"`` suits deterministic objectives (maximum likelihood with the empty
-        guide) and refuses minibatches.
+        ``"adam"``, ``"adamw"``, ``"sgd"``, ``"adagrad"``, ``"lbfgs"`` (deterministic
+        objectives only, no minibatches); a function from parameters to a torch optimizer;
+        a torch optimizer over the parameters; or a ``pyro.optim`` optimizer.
     lr : float, optional
         Learning rate of a named optimizer; 1e-2 for Adam, 1.0 for L-BFGS.
     num_steps : int
-        The most steps to take (in total, counting those before a ``resume``). Reaching
-        it before convergence warns (:class:`ConvergenceWarning`) unless ``tol=0``.
-    batch_size : int, optional
-        Minibatch size; the full data when omitted. Minibatches are drawn without
-        replacement, a new permutation every epoch. Every site of a data point is scaled
-        by :math:`N/B`: by the model's plate where it knows :math:`N`
-        (:func:`~ppl_models.inference.data_plate`, ``pyro.plate(name, N, subsample=...)``),
-        by the fit for a plain ``pyro.plate(name, len(x))``; a model whose scaling cannot
-        be proved is refused before the first step
-        (:func:`~ppl_models.inference.plates.plan_scaling`).
-    dataset_size : int, optional
-        :math:`N` when ``data`` is a stream of minibatches whose size it does not tell (a
-        ``DataLoader`` over a sized dataset and :func:`ppl_models.datasets.open_npy` tell
-        it). Each minibatch of :math:`B` rows then scales the likelihood by :math:`N / B`.
-    tol : float, optional
-        Convergence threshold on the relative change of the smoothed loss: the fit stops
-        when ``|m_k - m_{k-1}| <= tol * max(|m_k|, 1)``, where ``m_k`` is the mean loss
-        over the k-th window of ``window`` steps. Defaults: ``1e-10`` with ``window=1``
-        for L-BFGS (a deterministic objective; each step is up to 20 iterations), else
-        ``1e-6`` with ``window=100``. ``tol=0`` runs all ``num_steps``.
-    window : int, optional
-        Steps per smoothing window (see ``tol``).
+        The most steps, those before a ``resume`` included.
+    batch_size, dataset_size : int, optional
+        Minibatch size (the full data when omitted); :math:`N` for a stream that does not
+        tell it. The likelihood is scaled by :math:`N/B`.
+    tol, window : float, int, optional
+        The convergence rule: relative change ``tol`` of the mean loss over windows of
+        ``window`` steps; ``tol=0`` runs every step.
     seed : int, optional
-        Seeds torch, numpy and Python's ``random`` through ``pyro.set_rng_seed``.
+        Seeds torch, numpy and Python's ``random`` (``pyro.set_rng_seed``).
     progress : bool, optional
-        Show a progress bar (its last line stays: steps, final loss, time); by default
-        only when standard error is a terminal.
-    checkpoint : path, optional
-        Write the fit's state there every ``checkpoint_every`` steps and at the end,
-        atomically (a temporary file, then a rename); tensors and plain containers only.
-    checkpoint_every : int
-        Steps between checkpoints.
-    resume : path, optional
-        Continue from a checkpoint written by an earlier call with the same model, guide,
-        optimizer and data. Anything else is refused with a ``ValueError`` naming
-        ``resume``; nothing in the file is executed.
+        A progress bar; by default only when standard error is a terminal.
+    checkpoint, checkpoint_every, resume : path, int, path
+        Write the fit's state every ``checkpoint_every`` steps and at the end; continue
+        from a checkpoint of the same model, guide, optimizer and data.
     validate_every_step : bool
-        Keep Pyro's validation (distribution arguments, supports, site shapes), when it is
-        enabled, on every step, and Pyro's ELBO class with it. By default it runs on the
-        first evaluation only: the data and the shapes do not change between steps, the
-        checks cost up to half of a small model's step, and a parameter that turns
-        invalid later shows up as a non-finite loss, which raises ``FitError`` all the same.
-    validation : tuple, optional
-        Held-out data, a tuple like ``data`` (e.g. ``(x_val,)``), for early stopping. Every
-        ``validate_every`` steps the loss is evaluated on it without gradient, with the
-        same seeded draws every time (:func:`evaluate_loss` with ``seed``, or 0), so that
-        validations differ only by the parameters. The parameters with the lowest
-        validation loss are kept and, with ``restore_best``, put back at the end.
-    validate_every : int, optional
-        Steps between validations: one epoch with ``batch_size``, else 100.
-    patience : int, optional
-        Stop after this many validations in a row without a new lowest validation loss;
-        never by default.
-    restore_best : bool
-        Put back the parameters of the best validation at the end (``validation`` only).
+        Keep Pyro's validation (and Pyro's ELBO class) on every step, not the first only.
+    validation, validate_every, patience, restore_best : tuple, int, int, bool
+        Held-out data for early stopping, validated every ``validate_every`` steps; stop
+        after ``patience`` validations without a new best; put the best parameters back.
     loss_path : {"auto", "pyro"}
-        ``"auto"`` takes a licensed shortcut where one applies; ``"pyro"`` computes every
-        loss with Pyro's ELBO class.
+        Take a licensed shortcut where one applies, or Pyro's ELBO class on every step.
     **model_kwargs
-        Keyword arguments passed to the model and guide.
+        Keyword arguments of the model and guide.
 
     Returns
     -------
     FitResult
-        Losses in nats for the whole training set (see :class:`FitResult`).
+        Losses in nats for the whole training set; ``loss_path`` says which path ran.
 
     Raises
     ------
     FitError
-        If the loss becomes non-finite; the parameters are restored to the last step whose
-        loss was finite.
+        If the loss becomes non-finite; the parameters of the last finite step are kept.
     ShortcutError
         If a licensed loss path stops agreeing with Pyro's ELBO.
     ValueError, TypeError
@@ -341,131 +273,158 @@ def fit_svi(
     ckpt_path = check_checkpoint_path(checkpoint, "checkpoint")
     validate = hook(owner, "validate_data")
     is_lbfgs = isinstance(optimizer, str) and optimizer == "lbfgs"
-
-    stream = None
-    if len(data) == 1 and is_stream(data[0]):
-        if batch_size is not None:
-            raise ValueError(
-                "batch_size must be None with a stream: its batches are the minibatches"
-            )
-        if is_lbfgs:
-            raise ValueError(
-                "optimizer='lbfgs' needs a deterministic objective; a stream of minibatches "
-                "makes the loss stochastic"
-            )
-        n = stream_size(data[0], dataset_size)
-        stream = StreamBatches(data[0], validate)
-        data = stream.peek()
-    else:
-        data = tuple(to_tensor(x, i) for i, x in enumerate(data))
-        if validate is not None:
-            data = tuple(validate(*data))
-        first = next((x for x in data if isinstance(x, torch.Tensor)), None)
-        n = first.shape[0] if first is not None and first.ndim > 0 else None
-
-    like = _first_floating(data)
-    _follow_data(like, module, guide)
-    device = next((x.device for x in data if isinstance(x, torch.Tensor)), torch.device("cpu"))
-    if batch_size is not None:
-        if n is None:
-            raise ValueError("batch_size needs data with a first (data point) dimension")
-        batch_size = check_int(batch_size, "batch_size", minimum=1)
-        if is_lbfgs:
-            raise ValueError(
-                "optimizer='lbfgs' needs a deterministic objective; it cannot be used with "
-                f"batch_size={batch_size} (minibatches make the loss stochastic)"
-            )
-        if batch_size >= n:
-            batch_size = None
-    if window is None:
-        window = 1 if is_lbfgs else 100
-    window = check_int(window, "window", minimum=1)
-    if tol is None:
-        tol = 1e-10 if is_lbfgs else 1e-6
-    elif tol != 0:
-        tol = check_positive(tol, "tol", allow_tensor=False)
+    d = read_data(data, module, guide, validate, batch_size, dataset_size, is_lbfgs)
+    tol, window = stopping_rule(tol, window, is_lbfgs)
     if seed is not None:
         pyro.set_rng_seed(check_int(seed, "seed", minimum=0))
     elbo = make_elbo(loss, num_particles)
+    batches, first_args, first_idx = first_batches(d)
+    shortcuts = loss_path == "auto" and not validate_every_step
+    first = first_evaluation(
+        module, model, guide, owner, elbo, d, first_args, first_idx, model_kwargs, shortcuts
+    )
+    params, optim, stepper = _optimizer(module, first, optimizer, lr)
+    losses, start_step = _resume(resume, d, params, module, first.guide, optim, batches, num_steps)
+    save = functools.partial(_save, params, module, first.guide, optim, losses, batches, d.key)
+    val = _early_stopping(validation, validate, d, validate_every, patience, params, first,
+                          (elbo, model, model_kwargs, 0 if seed is None else seed))  # fmt: skip
+    stopped_by = _run_steps(
+        module, first, stepper, batches, losses, save, val, Convergence(tol, window),
+        start_step=start_step, num_steps=num_steps, ckpt_path=ckpt_path,
+        checkpoint_every=checkpoint_every, validate_every_step=validate_every_step,
+        progress=progress, start_time=start_time,
+    )  # fmt: skip
+    if val is not None and restore_best:
+        val.restore()
+    if ckpt_path is not None:
+        save(ckpt_path, len(losses))
+    return _result(losses, stopped_by, val, first.path, d.n, num_steps, window, tol, start_time)
 
-    if stream is not None:
-        stream.device = device
-        batches: Batches | StreamBatches = stream
-        first_args = data
-        first_idx = stream.indices(len(data[0]))
-    else:
-        batches = Batches(data, n, batch_size, device)
-        first_args, first_idx = batches.first()
-    minibatched = stream is not None or batch_size is not None
 
-    # In-memory data are checked for NaN once, here, rather than by the models per step
-    # (has_nan); a stream's batches are not known in advance.
-    floating = [x for x in data if isinstance(x, torch.Tensor) and x.is_floating_point()]
-    is_nan_free = stream is None and not any(bool(torch.isnan(x).any()) for x in floating)
-    nullctx = contextlib.nullcontext()
-
-    def batch_context(idx: torch.Tensor | None) -> contextlib.AbstractContextManager:
-        return minibatch(n, idx) if n and idx is not None else nullctx
-
-    with torch.no_grad(), local_params(module, guide), nan_free(is_nan_free):
-        if guide is None:
-            with batch_context(first_idx):
-                if has_latent_sites(model, empty_guide, first_args, model_kwargs):
-                    raise ValueError(
-                        "the model has latent sites and no guide: pass guide=, e.g. "
-                        "pyro.infer.autoguide.AutoNormal(model) (or AutoDelta for MAP)"
-                    )
-            guide = empty_guide
-        scaler = None
-        if minibatched:
-            try:
-                plan = plan_scaling(
-                    model,
-                    first_args,
-                    first_idx,
-                    n,
-                    model_kwargs,
-                    lambda args, pos: select_rows(args, len(first_idx), pos),
-                )
-            except ScalingError:
-                raise
-            except Exception as err:
-                raise ScalingError(
-                    "with batch_size (or a stream), fit_svi traces the model to prove the "
-                    f"minibatch scaling N/B, and the model failed: {err}"
-                ) from err
-            if plan.plain_plates:
-                scaler = ScalePlates(plan.plain_plates)
-        scaling = scaler if scaler is not None else nullctx
-
-        def set_scale(idx: torch.Tensor | None) -> None:
-            if scaler is not None and idx is not None:
-                scaler.factor = n / len(idx)
-
-        # One evaluation creates lazily initialised parameters (autoguides) before the
-        # optimizer collects them; it also finds the parameters a guide reads with
-        # pyro.param. Its draws are undone: a fit's draws do not depend on it.
-        rng = pyro.util.get_rng_state()
-        set_scale(first_idx)
-        with batch_context(first_idx), scaling:
-            found = _param_site_params(model, guide, first_args, model_kwargs)
-            path = LossPath(
-                model,
-                guide,
-                owner,
-                elbo,
-                model_kwargs,
-                allow_shortcuts=loss_path == "auto" and not validate_every_step,
-            )
-            path.choose(first_args)
-        pyro.util.set_rng_state(rng)
-
-    params = unique_params(module, guide, found)
+def _optimizer(
+    module: object, first: FirstEvaluation, optimizer: Any, lr: float | None
+) -> tuple[list[torch.nn.Parameter], Any, Stepper]:
+    """Every parameter the model and guide read, the optimizer over them and its guard."""
+    params = unique_params(module, first.guide, first.found)
     if not params:
         raise ValueError("the model and guide have no parameters to fit")
     optim = make_optimizer(optimizer, params, lr)
-    stepper = Stepper(optim, params)
-    is_lbfgs = stepper.is_lbfgs
+    return params, optim, Stepper(optim, params)
+
+
+def _resume(
+    resume: str | os.PathLike[str] | None,
+    d: FitData,
+    params: list[torch.nn.Parameter],
+    module: object,
+    guide: object,
+    optim: Any,
+    batches: Batches | StreamBatches,
+    num_steps: int,
+) -> tuple[list[float], int]:
+    """The losses and steps of the fit to go on from (``[]``, 0 without ``resume``), its
+    parameters, optimizer state, random streams and minibatch position restored."""
+    if resume is None:
+        return [], 0
+    state = load_checkpoint(
+        resume, "resume", d.device, ("params", "optimizer", "losses", "step", "rng", "data")
+    )
+    _restore(state, params, module, guide, optim, d.key)
+    losses = [float(v) for v in state["losses"]]
+    start_step = int(state["step"])
+    set_rng_state(state["rng"])
+    batches.restore(state.get("minibatch"))
+    if start_step >= num_steps:
+        raise ValueError(
+            f"resume: the checkpoint has already taken {start_step} steps; num_steps "
+            f"({num_steps}) counts them too, so ask for more to go on"
+        )
+    return losses, start_step
+
+
+def _save(
+    params: list[torch.nn.Parameter],
+    module: object,
+    guide: object,
+    optim: Any,
+    losses: list[float],
+    batches: Batches | StreamBatches,
+    data_key: dict[str, Any],
+    target: os.PathLike[str],
+    steps_done: int,
+) -> None:
+    atomic_save(
+        {
+            "params": [p.detach() for p in params],
+            "module": module.state_dict() if isinstance(module, torch.nn.Module) else None,
+            "guide": guide.state_dict() if isinstance(guide, torch.nn.Module) else None,
+            "optimizer": optim.state_dict(),
+            "losses": list(losses),
+            "step": steps_done,
+            "rng": get_rng_state(),
+            "minibatch": batches.state(),
+            "data": data_key,
+        },
+        target,
+    )
+
+
+def _early_stopping(
+    validation: tuple[Any, ...] | None,
+    validate: Callable[..., Any] | None,
+    d: FitData,
+    validate_every: int | None,
+    patience: int | None,
+    params: list[torch.nn.Parameter],
+    first: FirstEvaluation,
+    loss: tuple[ELBO, Callable[..., Any], dict[str, Any], int],
+) -> EarlyStopping | None:
+    """The validations on held-out data (None without ``validation``): the loss per data
+    point of ``loss = (elbo, model, model_kwargs, seed)`` with the same seeded draws."""
+    if validation is None:
+        return None
+    val_data = _check_validation(validation, validate, d.like)
+    if validate_every is None:
+        if d.stream is not None:
+            validate_every = -(-d.n // len(d.args[0]))  # one pass of the stream
+        else:
+            validate_every = 100 if d.batch_size is None else -(-d.n // d.batch_size)
+    validate_every = check_int(validate_every, "validate_every", minimum=1)
+    if patience is not None:
+        patience = check_int(patience, "patience", minimum=1)
+
+    elbo, model, model_kwargs, seed = loss
+
+    def evaluate() -> float:
+        if first.scaler is not None:  # the held-out data are not a minibatch of the training set
+            first.scaler.factor = 1.0
+        return evaluate_per_point(elbo, model, first.guide, val_data, model_kwargs, seed)
+
+    return EarlyStopping(evaluate, validate_every, patience, params, float(d.n) if d.n else 1.0)
+
+
+def _run_steps(
+    module: object,
+    first: FirstEvaluation,
+    stepper: Stepper,
+    batches: Batches | StreamBatches,
+    losses: list[float],
+    save: Callable[[os.PathLike[str], int], None],
+    val: EarlyStopping | None,
+    converged: Convergence,
+    *,
+    start_step: int,
+    num_steps: int,
+    ckpt_path: os.PathLike[str] | None,
+    checkpoint_every: int,
+    validate_every_step: bool,
+    progress: bool | None,
+    start_time: float,
+) -> str:
+    """The steps from ``start_step``: each draws a batch, re-checks the licensed path when
+    due, and takes the guarded step; returns why they stopped (``"converged"``,
+    ``"patience"``, ``"num_steps"`` or ``"fixed"``)."""
+    path = first.path
 
     def compute_loss(args: tuple[Any, ...]) -> torch.Tensor:
         try:
@@ -477,71 +436,6 @@ def fit_svi(
                 raise
             return torch.tensor(float("nan"))
 
-    losses: list[float] = []
-    start_step = 0
-    data_key = {
-        "n": n,
-        "shapes": [list(x.shape[1:]) for x in data if isinstance(x, torch.Tensor)],
-        "dtypes": [str(x.dtype) for x in data if isinstance(x, torch.Tensor)],
-    }
-    if resume is not None:
-        state = load_checkpoint(
-            resume, "resume", device, ("params", "optimizer", "losses", "step", "rng", "data")
-        )
-        _restore(state, params, module, guide, optim, data_key)
-        losses = [float(v) for v in state["losses"]]
-        start_step = int(state["step"])
-        set_rng_state(state["rng"])
-        batches.restore(state.get("minibatch"))
-        if start_step >= num_steps:
-            raise ValueError(
-                f"resume: the checkpoint has already taken {start_step} steps; num_steps "
-                f"({num_steps}) counts them too, so ask for more to go on"
-            )
-
-    def save(target: os.PathLike[str], steps_done: int) -> None:
-        atomic_save(
-            {
-                "params": [p.detach() for p in params],
-                "module": module.state_dict() if isinstance(module, torch.nn.Module) else None,
-                "guide": guide.state_dict() if isinstance(guide, torch.nn.Module) else None,
-                "optimizer": optim.state_dict(),
-                "losses": list(losses),
-                "step": steps_done,
-                "rng": get_rng_state(),
-                "minibatch": batches.state(),
-                "data": data_key,
-            },
-            target,
-        )
-
-    val = None
-    if validation is not None:
-        val_data = _check_validation(validation, validate, like)
-        if validate_every is None:
-            if stream is not None:
-                validate_every = -(-n // len(data[0]))  # one pass of the stream
-            else:
-                validate_every = 100 if batch_size is None else -(-n // batch_size)
-        validate_every = check_int(validate_every, "validate_every", minimum=1)
-        if patience is not None:
-            patience = check_int(patience, "patience", minimum=1)
-        val_seed = 0 if seed is None else seed
-
-        def evaluate() -> float:
-            if scaler is not None:  # the held-out data are not a minibatch of the training set
-                scaler.factor = 1.0
-            return evaluate_per_point(elbo, model, guide, val_data, model_kwargs, val_seed)
-
-        val = EarlyStopping(
-            evaluate,
-            validate_every,
-            patience,
-            params,
-            float(n) if n else 1.0,
-        )
-    converged = Convergence(tol, window)
-
     bar = tqdm(
         total=num_steps,
         initial=start_step,
@@ -550,16 +444,18 @@ def fit_svi(
         unit="step",
         leave=True,
     )
-    validation_ctx = nullctx if validate_every_step else pyro.validation_enabled(False)
+    validation_ctx = (
+        contextlib.nullcontext() if validate_every_step else pyro.validation_enabled(False)
+    )
     update_every = max(1, num_steps // 200)
-    stopped_by = "fixed" if not tol else "num_steps"
+    stopped_by = "fixed" if not converged.tol else "num_steps"
     step = start_step
     try:
-        with validation_ctx, local_params(), nan_free(is_nan_free), scaling:
+        with validation_ctx, local_params(), nan_free(first.nan_free), first.scaling():
             for step in range(start_step, num_steps):
                 args, idx = next(batches)
-                set_scale(idx)
-                with batch_context(idx):
+                first.set_scale(idx)
+                with first.batch_context(idx):
                     if recheck_due(step):
                         path.recheck(args, step)
                     value = stepper.step(lambda args=args: compute_loss(args), step, losses)
@@ -575,7 +471,7 @@ def fit_svi(
                 if converged(losses):
                     stopped_by = "converged"
                     break
-            if is_lbfgs:
+            if stepper.is_lbfgs:
                 stepper.check_finite_params(step, losses)
     finally:
         if losses:
@@ -584,10 +480,20 @@ def fit_svi(
                 loss=f"{losses[-1]:.6g}", time=f"{time.perf_counter() - start_time:.1f}s"
             )
         bar.close()
-    if val is not None and restore_best:
-        val.restore()
-    if ckpt_path is not None:
-        save(ckpt_path, len(losses))
+    return stopped_by
+
+
+def _result(
+    losses: list[float],
+    stopped_by: str,
+    val: EarlyStopping | None,
+    path: LossPath,
+    n: int | None,
+    num_steps: int,
+    window: int,
+    tol: float,
+    start_time: float,
+) -> FitResult:
     if stopped_by == "num_steps":
         warnings.warn(
             f"fit_svi stopped at num_steps={num_steps} before the loss converged (relative "
@@ -595,7 +501,7 @@ def fit_svi(
             f"{losses[-1]:.6g}. Give more steps, a larger tol, or tol=0 to ask for a fixed "
             "number of steps.",
             ConvergenceWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return FitResult(
         losses=np.asarray(losses, dtype=np.float64),

@@ -33,10 +33,10 @@ from pyro.ops.stats import effective_sample_size, split_gelman_rubin
 
 from .._checks import check_choice, check_int
 from .batches import to_tensor
-from .loop import resolve_model
 from .losses import hook
 from .plates import feasible_trace, local_params
 from .potentials import ClosedFormPotential, FlatModel, PotentialMismatch, potentials_agree
+from .setup import resolve_model
 
 __all__ = ["NutsRun", "run_nuts"]
 

@@ -13,7 +13,7 @@ estimates of the full-data ones. Pyro does this for a plate that knows both numb
   minibatch is scaled by :math:`N/B`, or finds the plain plate whose sites must be
   (:class:`ScalePlates` then does it), or refuses the fit with an error that names the
   site and says what to write;
-* :func:`pyro_method`, the decorator that gives a ``PyroModule``'s methods their Pyro
+* :func:`local_pyro_method`, the decorator that gives a ``PyroModule``'s methods their Pyro
   context with module-local parameters, so that Pyro's own ``SVI`` with a ``pyro.optim``
   optimizer sees every parameter and two instances never share one.
 """
@@ -37,6 +37,7 @@ from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import prune_subsample_sites
 
 from .._checks import check_int
+from .._deprecation import deprecated_alias
 
 __all__ = [
     "ScalePlates",
@@ -47,12 +48,12 @@ __all__ = [
     "has_nan",
     "iid",
     "local_params",
+    "local_pyro_method",
     "minibatch",
     "nan_free",
     "plan_scaling",
     "plate_scale",
     "prepare_local",
-    "pyro_method",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -113,8 +114,10 @@ def local_params(*objs: object) -> Iterator[None]:
         yield
 
 
-def pyro_method(fn: _F) -> _F:
-    """Decorate a ``PyroModule``'s ``model``/``guide`` so that it is ordinary Pyro code.
+def local_pyro_method(fn: _F) -> _F:
+    """Decorate a ``PyroModule``'s ``model``/``guide`` so that it is ordinary Pyro code, with
+    module-local parameters: ``pyro.nn.pyro_method`` and more (below). Named apart from
+    Pyro's decorator, which it extends (its old name ``pyro_method`` is deprecated).
 
     * A ``PyroSample`` attribute becomes a sample site only inside the module's Pyro
       context (what ``pyro.nn.pyro_method`` provides); outside it, reading the attribute
@@ -153,6 +156,13 @@ def pyro_method(fn: _F) -> _F:
             pyro.settings.set(module_local_params=was_local)
 
     return wrapped  # type: ignore[return-value]
+
+
+pyro_method = deprecated_alias(
+    local_pyro_method,
+    "ppl_models.inference.pyro_method",
+    "ppl_models.inference.local_pyro_method",
+)
 
 
 # ---------------------------------------------------------------- the library's plate

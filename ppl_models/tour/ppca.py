@@ -51,15 +51,34 @@ def section(out_dir: Path, quick: bool) -> Section:
 
 
 def _section(out_dir: Path, quick: bool, start: float) -> Section:
-    from scipy.stats import multivariate_normal as mvn
-    from sklearn.decomposition import PCA as SkPCA
-    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis as LDA
-    from sklearn.model_selection import train_test_split as split
-    from sklearn.naive_bayes import GaussianNB
-
     rows: list[Agreement] = []
     losses: dict[str, float] = {}
     figures: list[str] = []
+    x, em, ll_star = _synthetic_rows(rows, losses)
+    sel = _selection_rows(x, em, ll_star, rows, figures, out_dir)
+    xd, m_clf, accuracy, density = _digits_rows(rows, figures, out_dir, quick)
+    em_miss, rmse_ppca, rmse_mean, monotone = _missing_pixels(xd, figures, out_dir, quick)
+    markdown = _markdown(
+        sel, m_clf, accuracy, density, em_miss, rmse_ppca, rmse_mean, monotone, quick
+    )
+    return Section(
+        topic="ppca",
+        title="Probabilistic PCA",
+        markdown=markdown,
+        figures=figures,
+        agreement=rows,
+        losses=losses,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _synthetic_rows(
+    rows: list[Agreement], losses: dict[str, float]
+) -> tuple[torch.Tensor, ppca.EMResult, float]:
+    """The closed form against scikit-learn and scipy, EM and the Pyro model against it, on
+    data with a known truth; returns the data, EM's result and ln L*."""
+    from scipy.stats import multivariate_normal as mvn
+    from sklearn.decomposition import PCA as SkPCA
 
     # Synthetic data with known truth: 3 directions of variance 15, 10, 5 over noise 1.
     data = make_ppca_data(500, 10, 3, sigma2=1.0, seed=0)
@@ -131,6 +150,20 @@ def _section(out_dir: Path, quick: bool, start: float) -> Section:
         )
     )
 
+    return x, em, ll_star
+
+
+def _selection_rows(
+    x: torch.Tensor,
+    em: ppca.EMResult,
+    ll_star: float,
+    rows: list[Agreement],
+    figures: list[str],
+    out_dir: Path,
+) -> dict:
+    """Choosing M on the synthetic data, Minka's evidence against scikit-learn's."""
+    xn = x.numpy()
+    n, d = x.shape
     # Choosing M.
     sel = {m: ppca.select_latent_dim(x, m, seed=0) for m in ("minka", "bic", "heldout")}
     try:  # a private function of scikit-learn's: the row is left out if it moves
@@ -166,6 +199,20 @@ def _section(out_dir: Path, quick: bool, start: float) -> Section:
     name = "ppca_em.png"
     plots.save(plots.plot_ppca_em({"synthetic, M = 3": em.log_likelihood}, ll_star), out_dir / name)
     figures.append(name)
+
+    return sel
+
+
+def _digits_rows(
+    rows: list[Agreement], figures: list[str], out_dir: Path, quick: bool
+) -> tuple[torch.Tensor, int, dict[str, float], dict[str, float]]:
+    """The classifier on the digits against naive Bayes and LDA, its posterior against
+    scipy's, and PPCA's held-out density against Gaussians'."""
+    from scipy.stats import multivariate_normal as mvn
+    from sklearn.decomposition import PCA as SkPCA
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis as LDA
+    from sklearn.model_selection import train_test_split as split
+    from sklearn.naive_bayes import GaussianNB
 
     # The digits: the classifier, and a density comparison.
     digits, labels = load_digits()
@@ -242,6 +289,12 @@ def _section(out_dir: Path, quick: bool, start: float) -> Section:
     )
     figures.append(name)
 
+    return xd, m_clf, accuracy, density
+
+
+def _missing_pixels(
+    xd: torch.Tensor, figures: list[str], out_dir: Path, quick: bool
+) -> tuple[ppca.EMResult, float, float, bool]:
     # 30% of the digits' pixels missing: the exact missing-data EM, then imputation.
     rng = np.random.default_rng(0)
     mask = torch.from_numpy(rng.random(xd.shape) < 0.3)
@@ -269,6 +322,20 @@ def _section(out_dir: Path, quick: bool, start: float) -> Section:
             plots.plot_ppca_generative(ppca.sample(truth2, 1000, seed=0), truth2), out_dir / name
         )
         figures.append(name)
+    return em_miss, rmse_ppca, rmse_mean, monotone
+
+
+def _markdown(
+    sel: dict,
+    m_clf: int,
+    accuracy: dict[str, float],
+    density: dict[str, float],
+    em_miss: ppca.EMResult,
+    rmse_ppca: float,
+    rmse_mean: float,
+    monotone: bool,
+    quick: bool,
+) -> str:
     generative_text = (
         ""
         if quick
@@ -289,7 +356,7 @@ def _section(out_dir: Path, quick: bool, start: float) -> Section:
     )
     acc_table = "\n".join(f"| {k} | {v:.3f} |" for k, v in accuracy.items())
     dens_table = "\n".join(f"| {k} | {v:.2f} |" for k, v in density.items())
-    markdown = f"""Probabilistic PCA: z ~ N(0, I_M), x | z ~ N(Wz + μ, σ²I), so x ~ N(μ, WWᵀ + σ²I).
+    return f"""Probabilistic PCA: z ~ N(0, I_M), x | z ~ N(Wz + μ, σ²I), so x ~ N(μ, WWᵀ + σ²I).
 The maximum likelihood is in closed form (the principal subspace, with the mean discarded
 eigenvalue as σ²); EM and the Pyro model (`MarginalPPCA`, empty guide, SVI with L-BFGS)
 reach it.
@@ -325,12 +392,3 @@ missing pixels against {rmse_mean:.3f} for the column means.
 {imputation_text}
 ![Held-out density and classifier accuracy](ppca_comparison.png)
 """
-    return Section(
-        topic="ppca",
-        title="Probabilistic PCA",
-        markdown=markdown,
-        figures=figures,
-        agreement=rows,
-        losses=losses,
-        seconds=time.perf_counter() - start,
-    )

@@ -14,22 +14,12 @@ from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
 from .. import plots, ppca
 from ..autoencoder import Autoencoder
-from ..datasets import load_vae_data
+from ..datasets import load_vae_data, make_unit_ppca_data
 from ..inference import fit_svi
 from ..vae import VAE, elbo, latent_traversal, linear_elbo, log_likelihood
 from ._section import Agreement, Section
 
-__all__ = ["ppca_data", "section"]
-
-
-def ppca_data(n: int, d: int, m: int, seed: int = 0) -> torch.Tensor:
-    """Draws from a PPCA on a unit scale: columns of W of norms about 3, 2, 1.5, 1,
-    sigma^2 = 0.5, a random mean (float64)."""
-    rng = np.random.default_rng(seed)
-    w = rng.normal(size=(d, m)) * np.array([3.0, 2.0, 1.5, 1.0][:m]) / np.sqrt(d)
-    mu = rng.normal(size=d)
-    x = rng.normal(size=(n, m)) @ w.T + mu + math.sqrt(0.5) * rng.normal(size=(n, d))
-    return torch.from_numpy(x)
+__all__ = ["section"]
 
 
 def _per_point(fit, n: int) -> np.ndarray:
@@ -42,10 +32,34 @@ def section(out_dir: Path, quick: bool) -> Section:
     out_dir = Path(out_dir)
     rows: list[Agreement] = []
     losses: dict[str, float] = {}
+    linear = _linear_vae(rows, losses, quick)
+    diff, se = _elbo_estimators(rows, losses, out_dir, quick)
+    xc, xc_test, vn = _latent_space(losses, out_dir, quick)
+    table_md, mean_sd = _held_out(xc, xc_test, vn, out_dir, quick)
+    return Section(
+        topic="vae",
+        title="Variational autoencoder",
+        markdown=_markdown(*linear, diff, se, table_md, mean_sd),
+        figures=[
+            "vae_training.png",
+            "vae_latent.png",
+            "vae_samples.png",
+            "vae_traversal.png",
+            "vae_bounds.png",
+        ],
+        agreement=rows,
+        losses=losses,
+        seconds=time.perf_counter() - start,
+    )
 
+
+def _linear_vae(
+    rows: list[Agreement], losses: dict[str, float], quick: bool
+) -> tuple[int, int, int, float, float, float]:
+    """The linear VAE against PPCA's closed form."""
     # 1. The linear VAE against PPCA's closed form.
     n, d, m = (1000, 10, 2) if quick else (5000, 20, 3)
-    x = ppca_data(n, d, m)
+    x = make_unit_ppca_data(n, d, m)
     ref = ppca.closed_form(x, m)
     ll_ppca = float(ppca.log_likelihood(x, ref).mean())
     c_ppca = ref.W @ ref.W.T + ref.sigma2 * torch.eye(d, dtype=x.dtype)
@@ -87,6 +101,13 @@ def section(out_dir: Path, quick: bool) -> Section:
         )
     )
 
+    return n, d, m, elbo_lin, ll_ppca, rel_c
+
+
+def _elbo_estimators(
+    rows: list[Agreement], losses: dict[str, float], out_dir: Path, quick: bool
+) -> tuple[float, float]:
+    """Trace_ELBO against TraceMeanField_ELBO on the binarised digits."""
     # 2. Trace_ELBO against TraceMeanField_ELBO on the binarised digits.
     data = load_vae_data("bernoulli")
     xb, xb_test = data.x_train, data.x_test
@@ -130,6 +151,13 @@ def section(out_dir: Path, quick: bool) -> Section:
         )
     )
 
+    return diff, se
+
+
+def _latent_space(
+    losses: dict[str, float], out_dir: Path, quick: bool
+) -> tuple[torch.Tensor, torch.Tensor, VAE]:
+    """The 2-D latent space of the autoencoder and of the VAE, samples and a traversal."""
     # 3. The 2-D latent space: autoencoder against VAE (digits in [0, 1], normal likelihood).
     cont = load_vae_data("normal")
     xc, xc_test = cont.x_train, cont.x_test
@@ -188,6 +216,13 @@ def section(out_dir: Path, quick: bool) -> Section:
         plots.plot_denoising({"z1": trav[0], "z2": trav[1]}, n=9), out_dir / "vae_traversal.png"
     )
 
+    return xc, xc_test, vn
+
+
+def _held_out(
+    xc: torch.Tensor, xc_test: torch.Tensor, vn: VAE, out_dir: Path, quick: bool
+) -> tuple[str, float]:
+    """Held-out log-likelihoods: PPCA (exact) and the VAE (ELBO, importance weighted)."""
     # 4. Held-out log-likelihoods: PPCA (exact) and the VAE (ELBO, importance weighted).
     table = []
     k_max = 100 if quick else 5000
@@ -217,7 +252,22 @@ def section(out_dir: Path, quick: bool) -> Section:
     table_md = "\n".join(f"| {name} | {value:.2f} |" for name, value in table)
     mean_sd = float(vn.encode(xc_test)[1].mean())
 
-    markdown = f"""
+    return table_md, mean_sd
+
+
+def _markdown(
+    n: int,
+    d: int,
+    m: int,
+    elbo_lin: float,
+    ll_ppca: float,
+    rel_c: float,
+    diff: float,
+    se: float,
+    table_md: str,
+    mean_sd: float,
+) -> str:
+    return f"""
 The VAE observes `"obs"` given a decoder's output and samples `"z"` from N(0, I) in the
 plate `"data"`; its guide is the amortized encoder q(z|x) = N(mu(x), diag sigma^2(x)).
 
@@ -252,18 +302,3 @@ A beta-VAE (beta = 4) traversal: each row varies one latent coordinate from -2.5
 
 ![bounds](vae_bounds.png)
 """
-    return Section(
-        topic="vae",
-        title="Variational autoencoder",
-        markdown=markdown,
-        figures=[
-            "vae_training.png",
-            "vae_latent.png",
-            "vae_samples.png",
-            "vae_traversal.png",
-            "vae_bounds.png",
-        ],
-        agreement=rows,
-        losses=losses,
-        seconds=time.perf_counter() - start,
-    )

@@ -4,14 +4,14 @@ an exact reference (posterior moments and leave-one-out densities in closed form
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from .. import plots
+from ..bayesian_pca import ppca_loo_sweep
+from ..datasets import PPCA_NOISE_SD, noisy_pooled_digits
 from ..gaussian import (
     BayesianGaussian,
     NormalGammaParams,
@@ -38,8 +38,13 @@ def _degree_choice(out_dir: Path, quick: bool) -> tuple[list[Agreement], str, li
     from pyro.infer.autoguide import AutoLaplaceApproximation
 
     from ..datasets import make_sin_data
-    from ..regression import LinearRegression, log_evidence, polynomial_features
-    from ..workflow import compare, linear_gaussian_loo
+    from ..regression import (
+        LinearRegression,
+        linear_gaussian_loo,
+        log_evidence,
+        polynomial_features,
+    )
+    from ..workflow import compare
 
     alpha, beta = 5e-3, 11.1
     degrees = [1, 3, 7, 9] if quick else list(range(10))
@@ -108,93 +113,6 @@ def _degree_choice(out_dir: Path, quick: bool) -> tuple[list[Agreement], str, li
     return rows, text, ["workflow_degree.png"]
 
 
-# The PPCA case of issue 8(b). On the raw 8 x 8 digits the held-out PPCA log-likelihood
-# rises almost up to M = D (near-constant pixels drive sigma^2 down as M grows), and on
-# dequantised digits its optimum sits near M = 57 of 64: no question to ask there, and
-# far too costly to answer by posterior draws per M. Average-pooling to 4 x 4 (D = 16) and
-# adding Gaussian "sensor" noise of sd 3 (pixel scale 0..16) puts a floor under the
-# spectrum, so the criteria have an interior optimum near the pooled spectrum's gap after
-# the 7th eigenvalue, and one marginal fit per M takes seconds.
-PPCA_POOLED_N = 300
-PPCA_NOISE_SD = 3.0
-
-
-def noisy_pooled_digits(
-    n: int = PPCA_POOLED_N, noise_sd: float = PPCA_NOISE_SD, seed: int = 0
-) -> torch.Tensor:
-    """``n`` random digits (seeded), 2 x 2 average-pooled to 4 x 4 (D = 16), plus
-    independent Gaussian noise of sd ``noise_sd``; float64, shape (n, 16)."""
-    from ..datasets import load_digits
-
-    x = load_digits().x.reshape(-1, 4, 2, 4, 2).mean((2, 4)).reshape(-1, 16)
-    idx = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
-    g = torch.Generator().manual_seed(seed + 100)
-    return x[idx] + noise_sd * torch.randn(n, 16, generator=g, dtype=torch.float64)
-
-
-def bayesian_marginal_ppca(x: torch.Tensor, latent_dim: int) -> tuple[Any, Any]:
-    """MarginalPPCA with priors (the PyroSample pattern) and a low-rank Gaussian guide
-    started at the maximum likelihood (:func:`~ppl_models.ppca.closed_form`).
-
-    W ~ N(0, s^2), mu ~ N(xbar, s^2), sigma ~ HalfNormal(s), s^2 the mean eigenvalue of the
-    sample covariance (weakly informative on the data's scale). Pyro's default start (the
-    prior medians) would put W at 0, a saddle point of the likelihood (its gradient in W
-    is zero there), which only the guide's noise moves away from.
-
-    Returns
-    -------
-    (MarginalPPCA, AutoLowRankMultivariateNormal)
-        The module and its (not yet fitted) guide, for ``fit_svi(module, x, guide=guide)``.
-    """
-    import pyro.distributions as dist
-    from pyro.infer.autoguide import AutoLowRankMultivariateNormal
-    from pyro.infer.autoguide.initialization import init_to_value
-    from pyro.nn import PyroSample
-
-    from ..ppca import MarginalPPCA, closed_form
-
-    d = x.shape[1]
-    s = torch.linalg.eigvalsh(torch.cov(x.T, correction=0)).mean().sqrt()
-    m = MarginalPPCA(d, latent_dim)
-    m.W = PyroSample(dist.Normal(torch.zeros(d, latent_dim, dtype=x.dtype), s).to_event(2))
-    m.mu = PyroSample(dist.Normal(x.mean(0), s).to_event(1))
-    m.sigma = PyroSample(dist.HalfNormal(s))
-    ml = closed_form(x, latent_dim)
-    start = init_to_value(values={"W": ml.W, "mu": ml.mu, "sigma": ml.sigma2.sqrt()})
-    guide = AutoLowRankMultivariateNormal(m.model, init_loc_fn=start, init_scale=0.05)
-    return m, guide
-
-
-def ppca_loo_sweep(
-    x: torch.Tensor,
-    dims: Sequence[int],
-    *,
-    num_steps: int = 300,
-    num_draws: int = 1000,
-    seed: int = 0,
-) -> dict[str, np.ndarray]:
-    """For each M in ``dims``: fit :func:`bayesian_marginal_ppca` by SVI, draw
-    ``num_draws`` posterior draws from the guide and estimate PSIS-LOO. Returns arrays
-    ``elpd``, ``se``, ``p``, ``max_k`` and ``loss`` (final negative ELBO), one per M."""
-    out: dict[str, list[float]] = {k: [] for k in ("elpd", "se", "p", "max_k", "loss")}
-    for m in dims:
-        module, guide = bayesian_marginal_ppca(x, int(m))
-        fit = fit_svi(
-            module, x, guide=guide, num_steps=num_steps, lr=0.03, seed=seed, tol=0,
-            progress=False,
-        )  # fmt: skip
-        data = to_inference_data(
-            module, x, guide=guide, num_chains=4, num_samples=num_draws // 4, seed=seed
-        )
-        r = loo(data, quiet=True)
-        out["elpd"].append(r.elpd)
-        out["se"].append(r.se)
-        out["p"].append(r.p)
-        out["max_k"].append(float(np.max(r.pareto_k)))
-        out["loss"].append(float(fit.losses[-20:].mean()))
-    return {k: np.asarray(v) for k, v in out.items()}
-
-
 def _ppca_choice(out_dir: Path, quick: bool) -> tuple[list[Agreement], str, list[str], dict]:
     """The latent dimension of PPCA on the noisy pooled digits by PSIS-LOO, 5-fold
     held-out log-likelihood, Minka's evidence and ARD."""
@@ -215,7 +133,7 @@ def _ppca_choice(out_dir: Path, quick: bool) -> tuple[list[Agreement], str, list
     # quick: the guide starts at the maximum likelihood, so 100 steps settle its scales
     # well enough to rank three neighbouring M; the full run fits 400 steps.
     sweep = ppca_loo_sweep(x, dims, num_steps=100 if quick else 400,
-                           num_draws=200 if quick else 1000)  # fmt: skip
+                           num_samples=200 if quick else 1000)  # fmt: skip
     pick_loo = dims[int(np.argmax(sweep["elpd"]))]
     all_dims = heldout.dims.tolist()
     rows = [

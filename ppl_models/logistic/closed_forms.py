@@ -1,85 +1,5 @@
-r"""Logistic regression: maximum likelihood by IRLS, the Laplace approximation, Pyro's model.
-
-The model
----------
-A binary target :math:`t_n \in \{0, 1\}` depends on a feature vector
-:math:`\phi_n = \phi(x_n) \in \mathbb{R}^D` (a column of ones gives the bias) through
-
-.. math::
-
-    p(t_n = 1 \mid \phi_n, w) = y_n = \sigma(a_n), \qquad a_n = w^\top \phi_n, \qquad
-    \sigma(a) = \frac{1}{1 + e^{-a}},
-
-so the log-likelihood is minus the **binary cross-entropy** (PRML 4.90):
-
-.. math::
-
-    \ln p(t \mid w) = \sum_{n=1}^N t_n \ln y_n + (1 - t_n) \ln (1 - y_n)
-                    = \sum_{n=1}^N t_n a_n + \ln \sigma(-a_n).
-
-Its gradient and Hessian are :math:`\nabla = \Phi^\top (t - y)` and
-:math:`-\Phi^\top R \Phi` with :math:`R = \mathrm{diag}(y_n (1 - y_n))` (PRML 4.96-4.97):
-the log-likelihood is concave, and Newton-Raphson, which here is *iteratively reweighted
-least squares* (IRLS, PRML 4.3.3), converges quadratically to the maximum
-
-.. math::
-
-    w \leftarrow w + (\Phi^\top R \Phi + \alpha I)^{-1}
-        \left[\Phi^\top (t - y) - \alpha w\right],
-
-where a Gaussian prior :math:`w \sim \mathcal{N}(0, \alpha^{-1} I)` adds the
-:math:`\alpha` terms (maximum a posteriori; :math:`\alpha = 0` is maximum likelihood).
-
-**Separable data.** If a hyperplane separates the two classes, scaling up its normal
-raises the likelihood towards 1 for ever: :math:`\|w\| \to \infty` and no maximum-likelihood
-estimate exists (PRML 4.3.2). :func:`irls` and :class:`LogisticRegression` detect it
-(a weight vector that classifies every training point correctly is a proof of it) and
-warn with :class:`SeparableDataWarning`; a prior (``prior_precision``) fixes it.
-
-**Bayesian logistic regression** (PRML 4.5). The posterior is not Gaussian; the
-Laplace approximation (:func:`laplace`) is :math:`\mathcal{N}(w_{MAP}, S_N)` with
-:math:`S_N^{-1} = \alpha I + \Phi^\top R \Phi` at :math:`w_{MAP}` (PRML 4.143), and the
-predictive probability is approximated by the probit trick (:func:`predictive_probit`,
-PRML 4.153-4.155)
-
-.. math::
-
-    p(t = 1 \mid \phi, t) \approx \sigma\!\left(\kappa(\sigma_a^2)\, \mu_a\right), \qquad
-    \mu_a = w_{MAP}^\top \phi, \quad \sigma_a^2 = \phi^\top S_N \phi, \quad
-    \kappa(\sigma^2) = (1 + \pi \sigma^2 / 8)^{-1/2}.
-
-NUTS on :class:`LogisticRegression` with a prior samples the exact posterior.
-
-========================  ======================  ====================================
-symbol                    argument / field        shape
-========================  ======================  ====================================
-:math:`\Phi`              ``phi``                 ``(N, D)``
-:math:`t`                 ``t``                   ``(N,)``, entries 0 or 1
-:math:`w`                 ``w``, site ``"w"``     ``(D,)``
-:math:`\alpha`            ``prior_precision``     scalar
-:math:`w_{MAP}, S_N`      ``mean, covariance``    ``(D,)``, ``(D, D)``
-========================  ======================  ====================================
-
-Dtypes. The Pyro model computes in ``torch.promote_types(module dtype, data dtype)``, as
-torch's own type promotion does: a module built in the default float32 runs on float64
-data, with its priors built in that dtype and on the data's device (float64 data give
-float64 prior draws and NUTS samples); priors made of plain floats work too, their draws
-cast to that dtype.
-
-Data. Every function that takes data converts them once, at the entry
-(:func:`ppl_models._checks.as_data`): torch tensors and numpy arrays, and pandas
-DataFrames and Series (a column that does not hold numbers is refused by name); floating
-data keep their dtype, float16 is computed in float32, integer and boolean numpy data
-become float64 (numpy's and scikit-learn's convention); sparse matrices are refused (pass
-``.toarray()``).
-
-References
-----------
-C. M. Bishop, *Pattern Recognition and Machine Learning* (PRML), sections 4.3.2-4.3.4,
-4.4, 4.5.
-A. Albert and J. A. Anderson, "On the existence of maximum likelihood estimates in
-logistic regression models", *Biometrika* 71 (1984) 1-10.
-"""
+r"""Logistic regression's reference solutions in plain torch: maximum likelihood (or MAP)
+by IRLS, separability, the Laplace approximation and the probit predictive."""
 
 from __future__ import annotations
 
@@ -88,28 +8,10 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
-import pyro
-import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
-from pyro.nn import PyroModule, PyroParam, PyroSample
 
-from ._checks import as_data, as_design, check_int, check_positive, promoted_like
-from .inference import data_plate, pyro_method
-from .inference.potentials import ClosedFormPotential
-
-__all__ = [
-    "LaplaceApproximation",
-    "LogisticParams",
-    "LogisticRegression",
-    "SeparableDataWarning",
-    "add_bias",
-    "irls",
-    "is_separable",
-    "laplace",
-    "log_likelihood",
-    "predictive_probit",
-]
+from .._checks import as_data, as_design, check_int, check_positive
 
 
 class SeparableDataWarning(UserWarning):
@@ -132,7 +34,7 @@ class LaplaceApproximation(NamedTuple):
     covariance: torch.Tensor
 
 
-_SEPARABLE_MESSAGE = (
+SEPARABLE_MESSAGE = (
     "the training data are linearly separable: every point is classified correctly by "
     "a hyperplane, so the likelihood keeps rising as ||w|| grows and the maximum-likelihood "
     "estimate does not exist. Use a prior (prior_precision=alpha, a MAP or Bayesian fit) "
@@ -184,7 +86,7 @@ def _warn_if_still_rising(
     if float(_loglik(t, 2.0 * a)) > float(objective) + slack:
         warnings.warn(
             "irls: the log-likelihood still rises when w is doubled: the data are "
-            f"quasi-separable. {_SEPARABLE_MESSAGE}",
+            f"quasi-separable. {SEPARABLE_MESSAGE}",
             SeparableDataWarning,
             stacklevel=3,
         )
@@ -297,6 +199,29 @@ def _newton_system(
             return chol
         jitter *= 10
     raise ValueError("irls: the Hessian is singular even with jitter")
+
+
+def _line_search(
+    w: torch.Tensor,
+    step: torch.Tensor,
+    phi_t: torch.Tensor,
+    t: torch.Tensor,
+    alpha: float,
+    floor: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """Halve the Newton ``step`` until the (penalised) log-likelihood is at least
+    ``floor``: ``(w, a, objective)`` there, or None after 40 halvings."""
+    scale = 1.0
+    for _ in range(40):
+        w_new = w + scale * step
+        a_new = w_new @ phi_t
+        obj_new = _loglik(t, a_new)
+        if alpha:
+            obj_new = obj_new - 0.5 * alpha * (w_new @ w_new)
+        if obj_new >= floor:
+            return w_new, a_new, obj_new
+        scale *= 0.5
+    return None
 
 
 def irls(
@@ -419,17 +344,8 @@ def irls(
                     stacklevel=2,
                 )
                 return LogisticParams(w)
-        scale = 1.0
-        for _ in range(40):
-            w_new = w + scale * step
-            a_new = w_new @ phi_t
-            obj_new = _loglik(t, a_new)
-            if alpha:
-                obj_new = obj_new - 0.5 * alpha * (w_new @ w_new)
-            if obj_new >= objective - slack:
-                break
-            scale *= 0.5
-        else:
+        found = _line_search(w, step, phi_t, t, alpha, objective - slack)
+        if found is None:
             warnings.warn(
                 "irls: the step-halving line search found no increase of the objective; "
                 f"relative gradient norm {grad_norm / threshold * tol:.3g}",
@@ -437,9 +353,9 @@ def irls(
                 stacklevel=2,
             )
             return LogisticParams(w)
-        w, a, objective = w_new, a_new, obj_new
+        w, a, objective = found
         if not alpha and bool((s * a > 0).all()):
-            warnings.warn(f"irls: {_SEPARABLE_MESSAGE}", SeparableDataWarning, stacklevel=2)
+            warnings.warn(f"irls: {SEPARABLE_MESSAGE}", SeparableDataWarning, stacklevel=2)
             return LogisticParams(w)
     y = torch.sigmoid(a)
     grad = phi_t @ (t - y) - alpha * w
@@ -587,150 +503,3 @@ def predictive_probit(phi_new: object, mean: object, covariance: object) -> torc
     kappa = torch.rsqrt(1.0 + math.pi * var_a / 8.0)
     p = torch.sigmoid(kappa * mu_a)
     return p[0] if single else p
-
-
-def _w_prior(self: LogisticRegression) -> dist.Distribution:
-    like = self.prior_loc if self._like is None else self._like
-    # The scale from the Python float, not the float32 buffer made at construction: the
-    # buffer holds alpha^-1/2 rounded to float32 for good, even after .double().
-    return dist.Normal(self.prior_loc.to(like), self.prior_precision**-0.5).to_event(1)
-
-
-class LogisticRegression(PyroModule):
-    r"""Logistic regression as a Pyro model: ``t ~ Bernoulli(logits=phi @ w)`` at ``"obs"``.
-
-    Without a prior, ``w`` is a ``PyroParam`` and SVI with the empty guide is maximum
-    likelihood (the loss is the binary cross-entropy summed over the data). With
-    ``prior_precision`` :math:`\alpha`, ``w`` is a ``PyroSample`` with the prior
-    :math:`\mathcal{N}(0, \alpha^{-1} I)`: sample it with
-    :func:`~ppl_models.inference.run_nuts`, or fit it by SVI with an autoguide on
-    ``model.model`` (``AutoDelta`` gives MAP, ``AutoMultivariateNormal`` variational Bayes).
-
-    Without a prior, the model warns (:class:`SeparableDataWarning`, once per module) as
-    soon as the current ``w`` classifies every point of the full data correctly: that is a
-    proof that the data are separable and that the fit is running off to
-    :math:`\|w\| = \infty`. The check costs one comparison per data point.
-
-    Parameters
-    ----------
-    num_features : int
-        :math:`D`, the columns of ``phi`` (bias column included).
-    prior_precision : float, optional
-        :math:`\alpha`; the model is Bayesian when given.
-
-    Examples
-    --------
-    >>> from ppl_models.inference import fit_svi
-    >>> phi = add_bias(torch.linspace(-2, 2, 20, dtype=torch.float64))
-    >>> t = (torch.arange(20) % 3 == 0).double()
-    >>> model = LogisticRegression(2)
-    >>> _ = fit_svi(model, phi, t, optimizer="lbfgs", num_steps=50, progress=False)
-    >>> bool(torch.allclose(model.params().w, irls(phi, t).w, atol=1e-6))
-    True
-    """
-
-    def __init__(self, num_features: int, prior_precision: float | None = None):
-        super().__init__()
-        self.num_features = check_int(num_features, "num_features", minimum=1)
-        self.prior_precision = (
-            None
-            if prior_precision is None
-            else float(check_positive(prior_precision, "prior_precision", allow_tensor=False))
-        )
-        self._warned_separable = False
-        self._like: torch.Tensor | None = None  # the dtype and device of the last model call
-        if self.prior_precision is None:
-            self.w = PyroParam(torch.zeros(self.num_features))
-        else:
-            # The prior is built from buffers cast to the dtype and device of the model's
-            # computation (the buffers' own outside a model call).
-            self.register_buffer("prior_loc", torch.zeros(self.num_features))
-            self.register_buffer(
-                "prior_scale", torch.full((self.num_features,), self.prior_precision**-0.5)
-            )
-            self.w = PyroSample(_w_prior)
-
-    def validate_data(self, phi: object, t: object = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Check ``phi`` (N, D) and binary ``t`` (N,) (called by ``fit_svi``/``run_nuts``)."""
-        if t is None:
-            raise ValueError("t (the binary targets) is required to fit the model")
-        return as_design(phi, t, num_features=self.num_features, binary=True)
-
-    @pyro_method
-    def model(self, phi: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
-        """Observe ``t`` at ``"obs"`` with ``Bernoulli(logits=phi @ w)`` in plate ``"data"``;
-        with ``t=None`` draw new targets."""
-        like = self._like = promoted_like(self, phi, t)
-        phi, w = phi.to(like), self.w.to(like)
-        # Under enclosing plates (vectorised particles, Predictive) a w with a prior has
-        # shape (..., 1, D): a product-and-sum broadcasts its size-1 data slot against the
-        # N rows of phi, a matmul would not. A plain weight vector takes the matmul.
-        logits = phi @ w if w.dim() == 1 else (w * phi).sum(-1)
-        if t is not None:
-            t = t.to(like)
-        plate = data_plate(phi.shape[0])
-        if t is not None and self.prior_precision is None and not self._warned_separable:
-            full = plate.subsample_size == plate.size
-            with torch.no_grad():
-                if full and bool(((2.0 * t - 1.0) * logits > 0).all()):
-                    self._warned_separable = True
-                    warnings.warn(
-                        f"LogisticRegression: {_SEPARABLE_MESSAGE}",
-                        SeparableDataWarning,
-                        stacklevel=2,
-                    )
-        with plate:
-            return pyro.sample("obs", dist.Bernoulli(logits=logits), obs=t)
-
-    @pyro_method
-    def guide(self, phi: torch.Tensor, t: torch.Tensor | None = None) -> None:
-        """The empty guide (maximum likelihood). With a prior, pass an autoguide instead."""
-        if self.prior_precision is not None:
-            raise ValueError(
-                "LogisticRegression with prior_precision has a latent w: pass a guide, e.g. "
-                "fit_svi(model, phi, t, guide=AutoDelta(model.model)) for MAP or "
-                "AutoMultivariateNormal(model.model) for variational Bayes, or use run_nuts"
-            )
-
-    def nuts_potential(self, phi: torch.Tensor, t: torch.Tensor) -> ClosedFormPotential | None:
-        r"""The potential energy for NUTS with its gradient in closed form (``None`` without
-                a prior): with :math:`l = \Phi w` and the prior precision :math:`lpha`,
-
-                .. math::
-
-                    U(w) = -\sum_n ig[t_n l_n - \ln(1 + e^{l_n})ig]
-                        + 	fraclpha2 w^	op w - 	frac D2 \ln	frac{lpha}{2\pi}, \qquad
-
-        abla U = -\Phi^	opig(t - \sigma(l)ig) + lpha w,
-
-                one product with :math:`\Phi` each way and no autograd.
-                :func:`~ppl_models.inference.run_nuts` uses it only where it equals Pyro's
-                potential and gradient (a prior replaced by another fails that check).
-        """
-        if self.prior_precision is None:
-            return None
-        like = promoted_like(self, phi, t)
-        phi, t = phi.to(like), t.to(like)
-        alpha = self.prior_precision
-        const = 0.5 * phi.shape[1] * (math.log(alpha) - math.log(2 * math.pi))
-
-        def value_and_grad(z: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
-            w = z["w"]
-            logits = phi @ w
-            # The Bernoulli log-density as torch computes it (F.softplus switches to the
-            # identity above 20, an error of e^-20 relative).
-            loglik = -F.binary_cross_entropy_with_logits(logits, t, reduction="sum")
-            lp = loglik - 0.5 * alpha * (w @ w) + const
-            grad = alpha * w - phi.T @ (t - torch.sigmoid(logits))
-            return -lp, {"w": grad}
-
-        return ClosedFormPotential(value_and_grad)
-
-    def params(self) -> LogisticParams:
-        """The fitted weights (maximum likelihood only) as :class:`LogisticParams`."""
-        if self.prior_precision is not None:
-            raise ValueError(
-                "params() is for the maximum-likelihood model; with a prior, w is a random "
-                "variable: read it from the guide or from the MCMC samples"
-            )
-        return LogisticParams(self.w.detach().clone())
