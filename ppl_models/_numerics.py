@@ -118,16 +118,16 @@ class Moments(NamedTuple):
         return Moments(n, mean, scatter)
 
 
-def _chunk_tensor(batch: object, i: int) -> torch.Tensor:
+def _chunk_tensor(batch: object, i: int, name: str = "x") -> torch.Tensor:
     # A DataLoader over a TensorDataset yields [x] (or [x, y]): the data are the first item.
     if isinstance(batch, (list, tuple)) and batch and not isinstance(batch[0], numbers.Number):
         batch = batch[0]
-    return as_data(batch, f"chunk {i} of x", ndim=2, min_rows=1)
+    return as_data(batch, f"chunk {i} of {name}", ndim=2, min_rows=1)
 
 
-def moments(x: object) -> tuple[Moments, torch.dtype]:
+def moments(x: object, *, name: str = "x") -> tuple[Moments, torch.dtype]:
     r"""The :class:`Moments` of ``x``, a stream of row chunks, in one pass, and the chunks'
-    dtype.
+    dtype. ``name`` is the argument's name in error messages.
 
     Each chunk is converted to float64 and accumulated about a shift :math:`K` (the first
     chunk's mean), :math:`\sum (x - K)` and :math:`\sum (x - K)(x - K)^\top`, so that data
@@ -142,29 +142,29 @@ def moments(x: object) -> tuple[Moments, torch.dtype]:
     n, d, dtype = 0, None, None
     if is_one_array(x) or isinstance(x, (str, bytes)) or not hasattr(x, "__iter__"):
         raise TypeError(
-            "x must be a stream of row chunks (an iterable of (rows, D) arrays, a DataLoader, "
-            f"datasets.open_npy); got {type(x).__name__}"
+            f"{name} must be a stream of row chunks (an iterable of (rows, D) arrays, a "
+            f"DataLoader, datasets.open_npy); got {type(x).__name__}"
         )
     for i, batch in enumerate(x):
-        c = _chunk_tensor(batch, i)
+        c = _chunk_tensor(batch, i, name)
         if d is None:
             d, dtype = c.shape[1], c.dtype
             shift = c.to(torch.float64).mean(0)
             s1 = torch.zeros(d, dtype=torch.float64, device=c.device)
             s2 = torch.zeros(d, d, dtype=torch.float64, device=c.device)
         elif c.shape[1] != d:
-            raise ValueError(f"chunk {i} of x has {c.shape[1]} columns; the first had {d}")
+            raise ValueError(f"chunk {i} of {name} has {c.shape[1]} columns; the first had {d}")
         c = c.to(torch.float64) - shift
         s1 += c.sum(0)
         s2 += c.T @ c
         n += c.shape[0]
     if n < 2:
-        raise ValueError(f"x must have at least 2 rows; the stream gave {n}")
+        raise ValueError(f"{name} must have at least 2 rows; the stream gave {n}")
     m1 = s1 / n
     out = Moments(n, shift + m1, s2 - n * torch.outer(m1, m1))
     if not bool(torch.isfinite(out.scatter).all()):
         raise ValueError(
-            "x's second moments overflow float64 (values too far from their mean, beyond "
+            f"{name}'s second moments overflow float64 (values too far from their mean, beyond "
             "~1e154): rescale the data"
         )
     return out, dtype

@@ -89,7 +89,9 @@ def _find_idx(folder: Path, stem: str) -> Path:
     for name in (stem, stem + ".gz", alt, alt + ".gz"):
         if (folder / name).is_file():
             return folder / name
-    raise FileNotFoundError(f"{stem} (or {stem}.gz) not found in {str(folder)!r}; {_MNIST_SOURCE}")
+    raise FileNotFoundError(
+        f"{stem} (or {stem}.gz) not found in path={str(folder)!r}; {_MNIST_SOURCE}"
+    )
 
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:

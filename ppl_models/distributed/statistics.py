@@ -19,7 +19,7 @@ from ._group import collective, rank_and_world
 
 def _local_moments(x: object) -> tuple[Moments, torch.dtype, int]:
     if is_stream(x):
-        mom, dtype = moments(x)
+        mom, dtype = moments(x, name="x_shard")
         return mom, dtype, mom.mean.shape[0]
     t = as_data(x, "x_shard", ndim=2, min_rows=0)
     d = t.shape[1]

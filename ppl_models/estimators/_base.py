@@ -4,6 +4,7 @@ arrays' memory, the seed, the PPCA density's methods and the decompositions' bas
 from __future__ import annotations
 
 import numbers
+import re
 
 import numpy as np
 import torch
@@ -24,6 +25,24 @@ FLOATS = (np.float64, np.float32)
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def validate_xy(est: BaseEstimator, X: object, y: object, **kwargs: object) -> tuple:
+    """scikit-learn's ``validate_data(est, X, y, **kwargs)``, with its refusal naming the
+    argument at fault: some of its messages ("Found array with 0 feature(s) ...") name
+    neither ``X`` nor ``y``; ``X`` alone is checked again to tell which one it was."""
+    try:
+        return validate_data(est, X, y, **kwargs)
+    except ValueError as err:
+        message = str(err)
+        if re.search(r"\b(X|y)\b", message):
+            raise
+        keep = ("dtype", "ensure_min_samples", "ensure_min_features", "ensure_all_finite")
+        try:
+            check_array(X, **{k: v for k, v in kwargs.items() if k in keep})
+        except (ValueError, TypeError):
+            raise ValueError(f"X: {message}") from err
+        raise ValueError(f"y: {message}") from err
 
 
 def as_tensor(x: np.ndarray) -> torch.Tensor:

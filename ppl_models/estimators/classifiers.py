@@ -21,6 +21,7 @@ from ._base import (
     as_tensor,
     class_codes,
     to_numpy,
+    validate_xy,
 )
 
 
@@ -85,7 +86,7 @@ class PPCAClassifier(ClassifierMixin, BaseEstimator):
         PPCAClassifier
             ``self``.
         """
-        X, y = validate_data(self, X, y, dtype=FLOATS, ensure_min_samples=2, ensure_min_features=2)
+        X, y = validate_xy(self, X, y, dtype=FLOATS, ensure_min_samples=2, ensure_min_features=2)
         m = check_int(self.n_components, "n_components", minimum=1, maximum=X.shape[1] - 1)
         codes = class_codes(self, y)
         counts = np.bincount(codes, minlength=len(self.classes_))
@@ -215,7 +216,7 @@ class BayesianLogisticRegression(ClassifierMixin, BaseEstimator):
         BayesianLogisticRegression
             ``self``.
         """
-        X, y = validate_data(self, X, y, dtype=FLOATS, ensure_min_samples=2)
+        X, y = validate_xy(self, X, y, dtype=FLOATS, ensure_min_samples=2)
         kind = type_of_target(y, input_name="y", raise_unknown=True)
         if kind not in ("binary", "multiclass"):
             check_classification_targets(y)  # its error names the kind of target

@@ -20,6 +20,7 @@ from ._base import (
     FLOATS,
     as_tensor,
     to_numpy,
+    validate_xy,
 )
 
 _BASES = (None, "polynomial", "gaussian")
@@ -153,12 +154,18 @@ class BayesianLinearRegression(RegressorMixin, BaseEstimator):
         BayesianLinearRegression
             ``self``.
         """
-        X, y = validate_data(self, X, y, dtype=FLOATS, y_numeric=True, ensure_min_samples=2)
+        X, y = validate_xy(self, X, y, dtype=FLOATS, y_numeric=True, ensure_min_samples=2)
         if self.basis not in _BASES:
             raise ValueError(f"basis must be one of {list(_BASES)}; got {self.basis!r}")
         x = as_tensor(X)
         phi = self._design(x, fit=True)
         t = as_tensor(np.asarray(y, dtype=X.dtype))
+        if not bool((t != t[0]).any()):
+            raise ValueError(
+                f"y is constant (every target is {float(t[0]):g}): with no noise in the "
+                "targets the evidence has no maximum in the noise precision beta; give "
+                "targets that vary"
+            )
         if self.fit_intercept:
             self._phi_offset = phi.mean(0)
             self._t_offset = t.mean()

@@ -29,6 +29,7 @@ def to_tensor(x: Any, i: int) -> Any:
         isinstance(x, torch.Tensor)
         and x.layout == torch.strided
         and x.dtype not in (torch.float16, torch.bfloat16)
+        and not x.is_complex()
     ):
         return x
     return as_array(x, f"data[{i}]")

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import time
 import warnings
@@ -634,6 +635,13 @@ def evaluate_loss(
         like = next((p for p in module.parameters() if p.is_floating_point()), None)
     data = _check_validation(tuple(data), hook(owner, "validate_data"), like)
     with local_params(module, guide):
-        return evaluate_per_point(
+        value = evaluate_per_point(
             make_elbo(loss, num_particles), model, guide, data, model_kwargs, seed
         )
+    if not math.isfinite(value):
+        raise ValueError(
+            f"evaluate_loss: the loss on data is {value}: the model gives the data zero density "
+            "or its terms overflow (values too large for the dtype); check data's scale and "
+            "support"
+        )
+    return value

@@ -331,6 +331,7 @@ def reconstruct(x: object, params: PCAParams) -> torch.Tensor:
     t, single = check_points(x, params)
     p = cast_like(params, t)
     r = p.mean + ((t - p.mean) @ p.components) @ p.components.T
+    _check_overflow(r, "reconstruct")
     return r[0] if single else r
 
 
@@ -367,7 +368,18 @@ def reconstruction_error(x: object, params: PCAParams) -> torch.Tensor:
         c = t[s : s + rows] - p.mean
         r = c - (c @ p.components) @ p.components.T
         total += (r.to(torch.float64) ** 2).sum()
-    return (total / t.shape[0]).to(t.dtype)
+    out = (total / t.shape[0]).to(t.dtype)
+    _check_overflow(out, "reconstruction_error")
+    return out
+
+
+def _check_overflow(result: torch.Tensor, name: str) -> None:
+    # Finite x and params can still overflow the dtype (values near its largest number).
+    if not bool(torch.isfinite(result).all()):
+        raise ValueError(
+            f"{name}: the result overflows {result.dtype}: the values of x or params (mean, "
+            "components) are too large for it; rescale x, or pass float64 data"
+        )
 
 
 def explained_variance_ratio(params: PCAParams, total: object) -> torch.Tensor:

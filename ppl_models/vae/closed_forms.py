@@ -128,7 +128,8 @@ def linear_elbo(params: VAEParams, x: object) -> torch.Tensor:
     """
     if not isinstance(params, VAEParams):
         raise TypeError(f"params must be VAEParams; got {type(params).__name__}")
-    if len(params.decoder_weights) != 1 or params.sigma is None:
+    decoder = params.decoder_weights
+    if (isinstance(decoder, tuple) and len(decoder) != 1) or params.sigma is None:
         raise ValueError(
             "params must be those of a linear VAE (hidden=()) with likelihood='normal'"
         )
