@@ -29,7 +29,7 @@ def _potentials(n: int):
     from ppl_models.bayesian_pca import BayesianPCA
     from ppl_models.datasets import make_bishop_bpca_data
 
-    x = make_bishop_bpca_data(n=n, seed=0).x
+    x = make_bishop_bpca_data(num_points=n, seed=0).x
     m = BayesianPCA(10, 9).double()
     (x,) = m.validate_data(x)
     with pyro.settings.context(module_local_params=True):

@@ -76,7 +76,7 @@ def _cases():
     phi_d = np.hstack([_standardise(xd), np.ones((len(xd), 1))])
     t_d = (yd - yd.mean()) / yd.std()
     x_g = np.random.default_rng(0).normal(1.0, 2.0, size=1000)
-    x_bpca = make_bishop_bpca_data(n=300, seed=0).x.numpy()
+    x_bpca = make_bishop_bpca_data(num_points=300, seed=0).x.numpy()
 
     def robust(phi, t):
         w = pyro.sample(

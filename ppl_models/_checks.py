@@ -306,14 +306,21 @@ def check_same_device(**tensors: torch.Tensor) -> torch.device:
     >>> check_same_device(x=torch.zeros(2), mean=torch.zeros(2))
     device(type='cpu')
     """
+    for name, ref_name, device, ref_device in _mismatches(tensors, "device"):
+        raise ValueError(
+            f"{name} is on {device} but {ref_name} is on {ref_device}: put them on one "
+            f"device (e.g. {name}.to({ref_name}.device))"
+        )
+    return next(iter(tensors.values())).device
+
+
+def _mismatches(tensors: dict[str, torch.Tensor], attr: str):
+    """``(name, ref_name, value, ref_value)`` for each tensor whose ``attr`` (device,
+    dtype) differs from the first tensor's, in order; ``ref_name`` names the first."""
     (ref_name, ref), *others = tensors.items()
     for name, t in others:
-        if t.device != ref.device:
-            raise ValueError(
-                f"{name} is on {t.device} but {ref_name} is on {ref.device}: put them on one "
-                f"device (e.g. {name}.to({ref_name}.device))"
-            )
-    return ref.device
+        if getattr(t, attr) != getattr(ref, attr):
+            yield name, ref_name, getattr(t, attr), getattr(ref, attr)
 
 
 def check_like(**tensors: torch.Tensor) -> torch.Tensor:
@@ -327,14 +334,12 @@ def check_like(**tensors: torch.Tensor) -> torch.Tensor:
     ValueError: w has dtype torch.float64 but x has torch.float32: convert one (e.g. w.to(x.dtype))
     """
     check_same_device(**tensors)
-    (ref_name, ref), *others = tensors.items()
-    for name, t in others:
-        if t.dtype != ref.dtype:
-            raise ValueError(
-                f"{name} has dtype {t.dtype} but {ref_name} has {ref.dtype}: convert one "
-                f"(e.g. {name}.to({ref_name}.dtype))"
-            )
-    return ref
+    for name, ref_name, dtype, ref_dtype in _mismatches(tensors, "dtype"):
+        raise ValueError(
+            f"{name} has dtype {dtype} but {ref_name} has {ref_dtype}: convert one "
+            f"(e.g. {name}.to({ref_name}.dtype))"
+        )
+    return next(iter(tensors.values()))
 
 
 def check_positive(value: object, name: str, *, allow_tensor: bool = True) -> float | torch.Tensor:

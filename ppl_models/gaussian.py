@@ -65,16 +65,16 @@ posterior predictive of a new point is the Student-t
     p(X) = \frac{\Gamma(a_N)}{\Gamma(a_0)} \frac{b_0^{a_0}}{b_N^{a_N}}
         \Big(\frac{\kappa_0}{\kappa_N}\Big)^{1/2} (2\pi)^{-N/2}.
 
-======================  ===================  ======================================
-symbol                  argument / field     shape
-======================  ===================  ======================================
-:math:`\mu_0, \mu_N`    ``mu``               ``()``
-:math:`\kappa_0,\kappa_N`  ``kappa``         ``()``
-:math:`a_0, a_N`        ``a``                ``()``
-:math:`b_0, b_N`        ``b`` (rate)         ``()``
-:math:`\lambda`         site ``"lambda"``    ``()``
-:math:`\mu`             site ``"mu"``        ``()``
-======================  ===================  ======================================
+=========================  =================  ======================================
+symbol                     argument / field   shape
+=========================  =================  ======================================
+:math:`\mu_0, \mu_N`       ``mu``             ``()``
+:math:`\kappa_0,\kappa_N`  ``kappa``          ``()``
+:math:`a_0, a_N`           ``a``              ``()``
+:math:`b_0, b_N`           ``b`` (rate)       ``()``
+:math:`\lambda`            site ``"lambda"``  ``()``
+:math:`\mu`                site ``"mu"``      ``()``
+=========================  =================  ======================================
 
 Data and dtypes follow the library's conventions: data enter once, through
 :func:`ppl_models._checks.as_data`, and the Pyro model computes in torch's promotion of
@@ -103,6 +103,7 @@ from pyro.distributions import constraints
 from pyro.nn import PyroModule, PyroParam, PyroSample
 
 from ._checks import as_data, check_int, check_positive, promoted_like
+from ._deprecation import renamed_keywords
 from .inference import data_plate, iid, local_pyro_method
 from .inference.potentials import ClosedFormPotential
 
@@ -208,15 +209,17 @@ class Gaussian(PyroModule):
             raise ValueError(f"x must have {self.data_dim} columns (data_dim); got {x.shape[1]}")
         return (x,)
 
+    @renamed_keywords(n="num_points")
     @local_pyro_method
-    def model(self, x: torch.Tensor | None = None, n: int | None = None) -> torch.Tensor:
+    def model(self, x: torch.Tensor | None = None, num_points: int | None = None) -> torch.Tensor:
         r"""Observe ``x`` at ``"obs"`` under :math:`\mathcal{N}(\mu, \Sigma)` in plate ``"data"``.
 
-        With ``x=None``, draws ``n`` new points (prior or posterior predictive).
+        With ``x=None``, draws ``num_points`` new points (prior or posterior predictive;
+        ``n`` is its deprecated old name).
         """
-        if x is None and n is None:
-            raise ValueError("model needs the data x or the number of draws n")
-        size = x.shape[0] if x is not None else n
+        if x is None and num_points is None:
+            raise ValueError("model needs the data x or the number of points num_points")
+        size = x.shape[0] if x is not None else num_points
         like = promoted_like(self, x)
         if self.event_dim == 1:
             fn = dist.MultivariateNormal(self.loc.to(like), scale_tril=self.scale_tril.to(like))
@@ -225,7 +228,8 @@ class Gaussian(PyroModule):
         with data_plate(size):
             return pyro.sample("obs", fn, obs=None if x is None else x.to(like))
 
-    def guide(self, x: torch.Tensor | None = None, n: int | None = None) -> None:
+    @renamed_keywords(n="num_points")
+    def guide(self, x: torch.Tensor | None = None, num_points: int | None = None) -> None:
         """The empty guide: no latent variables, so SVI is maximum likelihood."""
 
     def params(self) -> GaussianParams:
@@ -318,15 +322,9 @@ def _as_normal_gamma(p: object, name: str, dtype: torch.dtype | None = None) -> 
 
 
 def normal_gamma_posterior(x: object, prior: NormalGammaParams) -> NormalGammaParams:
-    r"""The Normal-Gamma posterior of :math:`(\mu, \lambda)` given univariate data.
-
-    .. math::
-
-        \kappa_N = \kappa_0 + N, \quad
-        \mu_N = \frac{\kappa_0 \mu_0 + N \bar x}{\kappa_N}, \quad
-        a_N = a_0 + \frac N2, \quad
-        b_N = b_0 + \frac12 \sum_n (x_n - \bar x)^2
-              + \frac{\kappa_0 N (\bar x - \mu_0)^2}{2 \kappa_N}.
+    r"""The Normal-Gamma posterior of :math:`(\mu, \lambda)` given univariate data: the
+    conjugate update :math:`(\kappa_N, \mu_N, a_N, b_N)` written out in
+    :mod:`ppl_models.gaussian`.
 
     Parameters
     ----------
@@ -481,12 +479,8 @@ def marginal_mu(posterior: NormalGammaParams) -> dist.StudentT:
 
 def marginal_precision(posterior: NormalGammaParams) -> dist.Gamma:
     r"""The marginal of the precision :math:`\lambda`: :math:`\mathrm{Gam}(a, b)` (rate
-    ``b``), with mean :math:`a/b` and variance :math:`a/b^2`.
-
-    Parameters
-    ----------
-    posterior : NormalGammaParams
-        A Normal-Gamma distribution (prior or posterior).
+    ``b``), with mean :math:`a/b` and variance :math:`a/b^2`. ``posterior`` as in
+    :func:`marginal_mu`.
 
     Returns
     -------
@@ -573,13 +567,15 @@ class BayesianGaussian(PyroModule):
         """Check ``x`` (called by :func:`~ppl_models.inference.fit_svi` and ``run_nuts``)."""
         return (as_data(x, "x", ndim=1, min_rows=1),)
 
+    @renamed_keywords(n="num_points")
     @local_pyro_method
-    def model(self, x: torch.Tensor | None = None, n: int | None = None) -> torch.Tensor:
+    def model(self, x: torch.Tensor | None = None, num_points: int | None = None) -> torch.Tensor:
         r"""Sample ``"lambda"`` and ``"mu"``, then observe ``x`` at ``"obs"`` in plate
-        ``"data"``. With ``x=None``, draws ``n`` new points."""
-        if x is None and n is None:
-            raise ValueError("model needs the data x or the number of draws n")
-        size = x.shape[0] if x is not None else n
+        ``"data"``. With ``x=None``, draws ``num_points`` new points (``n`` is its
+        deprecated old name)."""
+        if x is None and num_points is None:
+            raise ValueError("model needs the data x or the number of points num_points")
+        size = x.shape[0] if x is not None else num_points
         like = self._like = promoted_like(self, x)
         lam = self.precision.to(like)
         mu = self.mu.to(like)
@@ -587,8 +583,9 @@ class BayesianGaussian(PyroModule):
         with data_plate(size):
             return pyro.sample("obs", iid(dist.Normal(mu, torch.rsqrt(lam))), obs=obs)
 
+    @renamed_keywords(n="num_points")
     @local_pyro_method
-    def guide(self, x: torch.Tensor | None = None, n: int | None = None) -> None:
+    def guide(self, x: torch.Tensor | None = None, num_points: int | None = None) -> None:
         r"""The Normal-Gamma guide :math:`q(\lambda) = \mathrm{Gam}(a_q, b_q)`,
         :math:`q(\mu \mid \lambda) = \mathcal{N}(\mu_q, (\kappa_q\lambda)^{-1})`, both
         reparameterised, in the model's dtype."""

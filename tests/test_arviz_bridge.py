@@ -335,7 +335,7 @@ def test_workflow_plots_on_either_arviz_generation():
         },
         dims={"obs": ["data"]},
     )
-    fig = plots.plot_predictive_overlay(both, num_draws=5)
+    fig = plots.plot_predictive_overlay(both, num_samples=5)
     assert [ax.get_title() for ax in fig.axes] == ["prior predictive", "posterior predictive"]
     assert len(fig.axes[1].lines) == 6  # 5 replicated data sets and the observed one
     fig = plots.plot_trace_rank(data)
@@ -363,7 +363,7 @@ def test_workflow_plots_on_either_arviz_generation():
         dims={"obs": ["data"]},
     )
     assert float(plots.plot_loo_pit(far).axes[0].get_title().split("= ")[-1]) > 1.63 / np.sqrt(n)
-    fig = plots.plot_ppc(far, num_draws=5)
+    fig = plots.plot_ppc(far, num_samples=5)
     # The far model's replicated means sit above the observed one: p = P(T_rep >= T_obs) ~ 1.
     assert fig.axes[1].get_title().startswith("T = mean: p = 1.00")
     with pytest.raises(ValueError, match="prior_predictive or posterior_predictive"):

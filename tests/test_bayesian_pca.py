@@ -30,7 +30,7 @@ def _c(params) -> torch.Tensor:
 
 
 def test_bishop_data_has_the_stated_covariance():
-    data = make_bishop_bpca_data(n=200_000, seed=1)
+    data = make_bishop_bpca_data(num_points=200_000, seed=1)
     q = data.directions.numpy()
     np.testing.assert_allclose(q.T @ q, np.eye(3), atol=1e-12)
     true_c = data.W.numpy() @ data.W.numpy().T + 0.25 * np.eye(10)
@@ -41,7 +41,7 @@ def test_bishop_data_has_the_stated_covariance():
     # Monte-Carlo: each entry of the sample covariance has sd <= sqrt(2/N) * 1 = 0.0032;
     # 0.02 is over 6 sd for the largest of the 55 distinct entries.
     np.testing.assert_allclose(emp, true_c, atol=0.02)
-    again = make_bishop_bpca_data(n=200_000, seed=1)
+    again = make_bishop_bpca_data(num_points=200_000, seed=1)
     assert torch.equal(again.x, data.x)
 
 
@@ -59,7 +59,7 @@ def test_ard_em_fixed_point_is_the_map_of_scipy():
     """At ard_em's result, W (active columns) and sigma^2 maximise
     ln p(X | W, x̄, s2) - sum_i alpha_i ||w_i||^2 / 2 with alpha fixed; scipy's L-BFGS
     started from a perturbed point must come back to the same C."""
-    data = make_bishop_bpca_data(n=150, seed=3)
+    data = make_bishop_bpca_data(num_points=150, seed=3)
     res = bp.ard_em(data.x, 9, tol=1e-13, max_iter=5000, seed=0)
     assert res.converged
     k = res.effective_dim
@@ -93,7 +93,7 @@ def test_ard_em_fixed_point_is_the_map_of_scipy():
 
 
 def test_ard_em_log_likelihood_is_the_gaussian_one():
-    data = make_bishop_bpca_data(n=100, seed=2)
+    data = make_bishop_bpca_data(num_points=100, seed=2)
     res = bp.ard_em(data.x, 5)
     c = _c(res.params).numpy()
     from scipy.stats import multivariate_normal
@@ -131,7 +131,7 @@ def test_ard_em_rotation_step_reaches_the_plain_em_limit():
 
 
 def test_ard_em_keeps_float64_and_is_deterministic():
-    x = make_bishop_bpca_data(n=80, seed=1).x
+    x = make_bishop_bpca_data(num_points=80, seed=1).x
     a = bp.ard_em(x, 4, seed=5)
     b = bp.ard_em(x.numpy(), 4, seed=5)
     assert a.params.W.dtype == torch.float64
@@ -141,11 +141,11 @@ def test_ard_em_keeps_float64_and_is_deterministic():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"max_latent_dim": 10}, r"max_latent_dim must be an integer in \[1, 9\]"),
-        ({"max_latent_dim": 0}, r"max_latent_dim must be an integer in \[1, 9\]"),
-        ({"max_latent_dim": 2.5}, "max_latent_dim must be an integer"),
-        ({"max_latent_dim": 3, "tol": 0.0}, "tol must be positive"),
-        ({"max_latent_dim": 3, "max_iter": 0}, "max_iter must be an integer >= 1"),
+        ({"latent_dim": 10}, r"latent_dim must be an integer in \[1, 9\]"),
+        ({"latent_dim": 0}, r"latent_dim must be an integer in \[1, 9\]"),
+        ({"latent_dim": 2.5}, "latent_dim must be an integer"),
+        ({"latent_dim": 3, "tol": 0.0}, "tol must be positive"),
+        ({"latent_dim": 3, "max_iter": 0}, "max_iter must be an integer >= 1"),
     ],
 )
 def test_ard_em_bad_input(kwargs, match):
@@ -169,8 +169,8 @@ def test_ard_em_bad_data():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"max_latent_dim": 10}, r"max_latent_dim must be an integer in \[1, 9\]"),
-        ({"max_latent_dim": 0}, r"max_latent_dim must be an integer in \[1, 9\]"),
+        ({"latent_dim": 10}, r"latent_dim must be an integer in \[1, 9\]"),
+        ({"latent_dim": 0}, r"latent_dim must be an integer in \[1, 9\]"),
         ({"alpha_prior": (0.0, 1.0)}, r"alpha_prior\[0\] \(shape\) must be positive"),
         ({"alpha_prior": (1.0, -1.0)}, r"alpha_prior\[1\] \(rate\) must be positive"),
         ({"alpha_prior": 1.0}, "alpha_prior must be a pair"),
@@ -183,7 +183,7 @@ def test_ard_em_bad_data():
     ],
 )
 def test_module_bad_input(kwargs, match):
-    args = {"data_dim": 10, "max_latent_dim": 3, **kwargs}
+    args = {"data_dim": 10, "latent_dim": 3, **kwargs}
     with pytest.raises((ValueError, TypeError), match=match):
         bp.BayesianPCA(**args)
 
@@ -242,7 +242,7 @@ def test_default_autoguide_init_fails_and_the_modules_does_not():
     """Pyro's init_to_median puts alpha at the median of Gamma(1e-3, 1e-3), about 0, so W's
     prior scale alpha^-1/2 is infinite and the low-rank covariance has no Cholesky factor;
     the module's data-based initial point is finite."""
-    x = make_bishop_bpca_data(n=100, seed=0).x
+    x = make_bishop_bpca_data(num_points=100, seed=0).x
     m = bp.BayesianPCA(10, 9)
     with pytest.raises((RuntimeError, ValueError), match=r"(?i)cholesky|non-finite"):
         fit_svi(m, x, guide=AutoLowRankMultivariateNormal(m.model), num_steps=5, progress=False)
@@ -285,7 +285,7 @@ def test_noncentred_is_the_same_model_by_a_change_of_variables():
 
 @pytest.mark.parametrize("parametrisation", ["centred", "noncentred"])
 def test_init_strategy_is_the_data_based_point(parametrisation):
-    x = make_bishop_bpca_data(n=50, seed=0).x
+    x = make_bishop_bpca_data(num_points=50, seed=0).x
     m = bp.BayesianPCA(10, 3, parametrisation=parametrisation).double()
     m.validate_data(x)
     init = m.init_values(x)
@@ -298,7 +298,7 @@ def test_init_strategy_is_the_data_based_point(parametrisation):
 
 
 def test_run_nuts_starts_from_the_modules_point():
-    x = make_bishop_bpca_data(n=30, seed=0).x
+    x = make_bishop_bpca_data(num_points=30, seed=0).x
     m = bp.BayesianPCA(10, 2)
     called = []
 
@@ -332,7 +332,7 @@ def test_nuts_potential_is_pyros_potential_with_its_gradient():
     differ by rounding in the N-row sums, 1e-10 relative leaves a factor ~100."""
     from pyro.ops.integrator import potential_grad
 
-    x = make_bishop_bpca_data(n=120, seed=1).x
+    x = make_bishop_bpca_data(num_points=120, seed=1).x
     for alpha_prior, sigma_scale, mu_scale in (((1e-3, 1e-3), 1.0, 100.0), ((2.0, 0.5), 0.3, 2.0)):
         m = bp.BayesianPCA(
             10, 4, alpha_prior=alpha_prior, sigma_scale=sigma_scale, mu_scale=mu_scale
@@ -364,7 +364,7 @@ def test_nuts_potential_is_pyros_potential_with_its_gradient():
 
 
 def test_run_nuts_samples_the_modules_potential_only_where_it_is_pyros(monkeypatch):
-    x = make_bishop_bpca_data(n=40, seed=0).x
+    x = make_bishop_bpca_data(num_points=40, seed=0).x
     kwargs = dict(num_samples=3, warmup_steps=3, num_chains=2, max_tree_depth=3, seed=0)
     mcmc = run_nuts(bp.BayesianPCA(10, 2).double(), x, **kwargs)
     assert mcmc.potential == "module"
@@ -391,7 +391,7 @@ def test_run_nuts_samples_the_modules_potential_only_where_it_is_pyros(monkeypat
 
 
 def test_noncentred_map_has_w_in_its_median():
-    x = make_bishop_bpca_data(n=60, seed=0).x
+    x = make_bishop_bpca_data(num_points=60, seed=0).x
     m = bp.BayesianPCA(10, 3, guide="delta", parametrisation="noncentred")
     fit_svi(m, x, num_steps=10, progress=False, seed=0)
     med = m.median()
@@ -403,7 +403,7 @@ def test_noncentred_map_has_w_in_its_median():
 
 
 def test_two_instances_keep_their_own_parameters():
-    x = make_bishop_bpca_data(n=60, seed=0).x
+    x = make_bishop_bpca_data(num_points=60, seed=0).x
     a, b = bp.BayesianPCA(10, 2, guide="delta"), bp.BayesianPCA(10, 2, guide="delta")
     fit_svi(a, x, num_steps=20, progress=False, seed=0)
     fit_svi(b, 2 * x, num_steps=20, progress=False, seed=0)
@@ -411,7 +411,7 @@ def test_two_instances_keep_their_own_parameters():
 
 
 def test_latent_form_fits_with_minibatches():
-    x = make_bishop_bpca_data(n=200, seed=0).x
+    x = make_bishop_bpca_data(num_points=200, seed=0).x
     m = bp.BayesianPCA(10, 4, form="latent")
     fit = fit_svi(m, x, num_steps=60, batch_size=50, progress=False, seed=0, tol=0)
     assert np.all(np.isfinite(fit.losses))
@@ -452,7 +452,7 @@ def test_laplace_prior_on_marginal_ppca_w_fits_by_svi():
 
     from ppl_models import ppca
 
-    data = make_bishop_bpca_data(n=200, seed=0)
+    data = make_bishop_bpca_data(num_points=200, seed=0)
     m = ppca.MarginalPPCA(10, 3)
     m.W = PyroSample(dist.Laplace(torch.zeros(10, 3, dtype=torch.float64), 1.0).to_event(2))
     guide = AutoDelta(m.model)
@@ -495,9 +495,9 @@ def test_latent_form_svi_finds_five_of_fifty_dimensions():
     2-core machine under load): 3000 full-batch steps in 125-218 s; guide-median column norms
     0.89-0.79 for the five kept and 0.027, 0.002, ... for the others, so the 5% rule of
     effective_dim_median (cut at 0.045) has a margin of 1.7x on the largest switched-off
-    column. With max_latent_dim = 20, lr 0.02 and 1500 steps the switched-off columns had
+    column. With latent_dim = 20, lr 0.02 and 1500 steps the switched-off columns had
     not shrunk yet (norms up to 0.21): ARD shrinkage under SGD is slow, hence the steps."""
-    data = make_bishop_bpca_data(n=2000, d=50, latent_dim=5, seed=0)
+    data = make_bishop_bpca_data(num_points=2000, d=50, latent_dim=5, seed=0)
     assert bp.ard_em(data.x, 10).effective_dim == 5
     m = bp.BayesianPCA(50, 10, form="latent", guide="normal")
     avg = IterateAveraging(lr=0.05, start=1500)

@@ -97,12 +97,15 @@ def _bpca_data(module, gen):
     # Gamma(1e-3, 1e-3) a prior draw of alpha is often ~1e-300, so W and x overflow (a
     # fact about vague priors that the workflow tutorial's prior predictive shows).
     proper = bayesian_pca.BayesianPCA(6, 5, alpha_prior=(2.0, 2.0)).double()
-    return (_draw(proper.to(next(module.buffers()).device), None, n=N),)
+    return (_draw(proper.to(next(module.buffers()).device), None, num_points=N),)
 
 
 CASES = {
     "gaussian": Case(
-        lambda: gaussian.Gaussian(3).double(), lambda m, g: (_draw(m, None, n=N),), (N, 3), False
+        lambda: gaussian.Gaussian(3).double(),
+        lambda m, g: (_draw(m, None, num_points=N),),
+        (N, 3),
+        False,
     ),
     "regression": Case(
         lambda: regression.LinearRegression(3).double(), _regression_data, (N,), False
@@ -131,7 +134,7 @@ CASES = {
     "bayesian_pca": Case(lambda: bayesian_pca.BayesianPCA(6, 5).double(), _bpca_data, (N, 6), True),
     "vae": Case(
         lambda: vae.VAE(8, 2, hidden=(16,)),
-        lambda m, g: (_draw(m, None, num=N),),
+        lambda m, g: (_draw(m, None, num_points=N),),
         (N, 8),
         True,
         {"batch_size": 50},

@@ -67,7 +67,7 @@ def test_load_mnist_reads_idx_files(tmp_path, tiny_mnist, compress, kind):
     np.testing.assert_allclose(x.numpy(), images.reshape(5, -1) / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(y.numpy(), labels)
     assert y.dtype == torch.int64
-    x_raw, _ = load_mnist(str(tmp_path), kind, dtype=torch.float64, scale=False, n=2)
+    x_raw, _ = load_mnist(str(tmp_path), kind, dtype=torch.float64, scale=False, num_points=2)
     np.testing.assert_array_equal(x_raw.numpy(), images[:2].reshape(2, -1))
 
 
@@ -126,7 +126,7 @@ def test_load_mnist_corrupt_files(tmp_path, tiny_mnist):
 def test_load_mnist_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="kind must be one of"):
         load_mnist(tmp_path, "validation")
-    with pytest.raises(ValueError, match="n must be an integer >= 1"):
-        load_mnist(tmp_path, n=0)
+    with pytest.raises(ValueError, match="num_points must be an integer >= 1"):
+        load_mnist(tmp_path, num_points=0)
     with pytest.raises(TypeError, match="dtype must be a floating torch dtype"):
         load_mnist(tmp_path, dtype=torch.uint8)

@@ -241,14 +241,14 @@ def _specs_datasets() -> dict[str, Spec]:
     folder = _files()
     return {
         "load_digits": Spec(lambda: ((), {"dtype": torch.float32}), examples=3),
-        "load_mnist": Spec(lambda: ((folder,), {"n": 5})),
+        "load_mnist": Spec(lambda: ((folder,), {"num_points": 5})),
         "NpyChunks": Spec(lambda: ((folder / "x.npy",), {"chunk_rows": 5})),
         "open_npy": Spec(lambda: ((folder / "x.npy",), {"chunk_rows": 5})),
         "make_sin_data": Spec(lambda: ((10,), {})),
         "make_two_class": Spec(lambda: ((10,), {})),
         "make_ppca_data": Spec(lambda: ((20, 4, 2), {})),
-        "make_bishop_bpca_data": Spec(lambda: ((), {"n": 20})),
-        "load_vae_data": Spec(lambda: ((), {"n": 40}), examples=3),
+        "make_bishop_bpca_data": Spec(lambda: ((), {"num_points": 20})),
+        "load_vae_data": Spec(lambda: ((), {"num_points": 40}), examples=3),
     }
 
 
@@ -449,8 +449,8 @@ def _specs_plots() -> dict[str, Spec]:
         "plot_forest": Spec(lambda: ((idata,), {}), examples=few),
         "plot_loo_pit": Spec(lambda: ((idata,), {}), examples=few),
         "plot_loo_pointwise": Spec(lambda: ((x1, {"a": x1 + 0.1}), {}), examples=few),
-        "plot_ppc": Spec(lambda: ((idata,), {"num_draws": 3}), examples=few),
-        "plot_predictive_overlay": Spec(lambda: ((idata,), {"num_draws": 3}), examples=few),
+        "plot_ppc": Spec(lambda: ((idata,), {"num_samples": 3}), examples=few),
+        "plot_predictive_overlay": Spec(lambda: ((idata,), {"num_samples": 3}), examples=few),
         "plot_trace_rank": Spec(lambda: ((idata,), {}), examples=few),
         "plot_model_choice": Spec(lambda: (([1, 2], {"a": [1.0, float("nan")]}), {}), examples=few),
         "plot_ppca_comparison": Spec(lambda: (({"t": {"a": 1.0, "b": 2.0}},), {}), examples=few),
@@ -1116,6 +1116,7 @@ def test_every_public_callable_has_a_spec():
 @pytest.mark.parametrize("module_name", sorted(SPECS))
 def test_bad_inputs_are_refused_clearly_or_give_finite_results(module_name, tmp_path, monkeypatch):
     monkeypatch.setenv("PPL_MODELS_OUT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # fuzzed file names (save("abc")) land here
     monkeypatch.delenv("RANK", raising=False)
     counts = _run_module(module_name, scale=1)
     assert counts.other == 0, "\n".join(counts.failures)
@@ -1126,6 +1127,7 @@ def test_bad_inputs_are_refused_clearly_or_give_finite_results(module_name, tmp_
 @pytest.mark.parametrize("module_name", sorted(SPECS))
 def test_bad_inputs_fuzzed_ten_times_longer(module_name, tmp_path, monkeypatch):
     monkeypatch.setenv("PPL_MODELS_OUT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # fuzzed file names (save("abc")) land here
     monkeypatch.delenv("RANK", raising=False)
     counts = _run_module(module_name, scale=10)
     assert counts.other == 0, "\n".join(counts.failures)

@@ -441,7 +441,7 @@ def test_gaussian_module_rejects_bad_data_and_arguments():
         Gaussian()
     with pytest.raises(ValueError, match="event_dim must be an integer in"):
         Gaussian(2, event_dim=2)
-    with pytest.raises(ValueError, match="needs the data x or the number of draws n"):
+    with pytest.raises(ValueError, match="needs the data x or the number of points num_points"):
         Gaussian(event_dim=0).model()
 
 

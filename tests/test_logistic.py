@@ -531,7 +531,7 @@ def test_predictive_probit_shape_checks():
 
 
 def test_two_class_generator_checks():
-    with pytest.raises(ValueError, match="n must be an integer >= 2"):
+    with pytest.raises(ValueError, match="num_points must be an integer >= 2"):
         make_two_class(1)
     with pytest.raises(TypeError, match="separable must be a bool"):
         make_two_class(10, separable="yes")

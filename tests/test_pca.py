@@ -198,7 +198,7 @@ def test_em_agrees_with_eigh_and_svd(digits, spectrum):
 
 def test_em_objective_decreases_monotonically_to_the_discarded_sum(digits, spectrum):
     r = pca.em(digits, 10, tol=1e-10, max_iter=2000, seed=3)
-    j = r.objective.numpy()
+    j = -r.log_likelihood.numpy()  # J, the mean squared reconstruction error
     assert len(j) == r.n_iter > 5
     # Each half-step minimises J exactly; increases can only be rounding of J ~ 300
     # computed as a difference of sums of ~1e5: allow 1e-9 absolute.

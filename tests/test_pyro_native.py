@@ -105,12 +105,15 @@ def _laplace_ppca() -> torch.nn.Module:
 
 
 def _x_new(data):
-    return (None,), {"n": N}
+    return (None,), {"num_points": N}
 
 
 CASES = {
     "gaussian": Case(
-        lambda: gaussian.Gaussian(3), lambda dt: _x(3, dt), lambda d: ((None,), {"n": N}), (N, 3)
+        lambda: gaussian.Gaussian(3),
+        lambda dt: _x(3, dt),
+        lambda d: ((None,), {"num_points": N}),
+        (N, 3),
     ),
     "gaussian_flat_priors": Case(
         _flat_priors_gaussian, _x1, _x_new, (N,), priors=True, own_guide=False
@@ -180,28 +183,28 @@ CASES = {
     "bayesian_pca": Case(
         lambda: bayesian_pca.BayesianPCA(5, 3, alpha_prior=(2.0, 2.0)),
         lambda dt: _x(5, dt),
-        lambda d: ((None,), {"n": N}),
+        lambda d: ((None,), {"num_points": N}),
         (N, 5),
         priors=True,
     ),
     "bayesian_pca_latent": Case(
         lambda: bayesian_pca.BayesianPCA(5, 3, alpha_prior=(2.0, 2.0), form="latent"),
         lambda dt: _x(5, dt),
-        lambda d: ((None,), {"n": N}),
+        lambda d: ((None,), {"num_points": N}),
         (N, 5),
         local=True,
     ),
     "vae": Case(
         lambda: vae.VAE(5, 2, hidden=(6,)),
         lambda dt: _binary(5, dt),
-        lambda d: ((None,), {"num": N}),
+        lambda d: ((None,), {"num_points": N}),
         (N, 5),
         local=True,
     ),
     "vae_normal": Case(
         lambda: vae.VAE(5, 2, hidden=(6,), likelihood="normal"),
         lambda dt: _x(5, dt),
-        lambda d: ((None,), {"num": N}),
+        lambda d: ((None,), {"num_points": N}),
         (N, 5),
         local=True,
     ),

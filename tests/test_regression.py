@@ -692,7 +692,7 @@ def test_linear_regression_module_arguments_rejected():
 
 
 def test_make_sin_data_arguments_rejected():
-    with pytest.raises(ValueError, match="n must be an integer >= 1"):
+    with pytest.raises(ValueError, match="num_points must be an integer >= 1"):
         make_sin_data(0)
     with pytest.raises(ValueError, match="noise_std must be finite and >= 0"):
         make_sin_data(5, noise_std=-0.1)

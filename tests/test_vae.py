@@ -445,7 +445,7 @@ def test_api_shapes_seeds_and_separate_parameters(trained_bernoulli, digits_bern
     trav = latent_traversal(v, x[0], torch.linspace(-2, 2, 3))
     assert trav.shape == (4, 3, 64)
     # The model as a generator (no data) gives num points.
-    assert v.model(num=3).shape == (3, 64)
+    assert v.model(num_points=3).shape == (3, 64)
     # Two fitted instances keep their own parameters (module-local, DESIGN.md).
     other = VAE(64, 4, hidden=(32,), seed=1).double()
     fit_svi(other, digits_bernoulli.x_train[:200], num_steps=3, progress=False)
@@ -530,7 +530,7 @@ class _WiderPriorVAE(VAE):
     """A subclass whose model differs from what reparam_loss writes (prior N(0, 2^2))."""
 
     @local_pyro_method
-    def model(self, x=None, *, num=None):
+    def model(self, x=None, *, num_points=None):
         with data_plate(x.shape[0]):
             z = pyro.sample(
                 "z", dist.Normal(x.new_zeros(x.shape[0], self.latent_dim), 2.0).to_event(1)
@@ -655,7 +655,7 @@ def test_vae_data_reads_mnist_idx_files(tmp_path):
         (tmp_path / f"{stem}-images-idx3-ubyte").write_bytes(idx(images))
         (tmp_path / f"{stem}-labels-idx1-ubyte").write_bytes(idx(labels))
     b = load_vae_data("bernoulli", mnist_path=tmp_path)
-    n = load_vae_data("normal", mnist_path=tmp_path, n=4)
+    n = load_vae_data("normal", mnist_path=tmp_path, num_points=4)
     assert b.x_train.shape == (6, 784) and n.x_test.shape == (4, 784)
     np.testing.assert_array_equal(b.x_train.numpy(), (images.reshape(6, -1) >= 128) * 1.0)
     np.testing.assert_allclose(n.x_train.numpy(), images.reshape(6, -1)[:4] / 255, rtol=1e-15)

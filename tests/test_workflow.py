@@ -205,7 +205,7 @@ def test_plots_from_inference_data(nuts_run):
     from ppl_models import plots
 
     x, _, data = nuts_run
-    fig = plots.plot_ppc(data, num_draws=5)
+    fig = plots.plot_ppc(data, num_samples=5)
     assert len(fig.axes) == 3
     # The right panel's title holds the predictive p-value of the sd, a probability.
     p = float(fig.axes[2].get_title().split("p = ")[1])
@@ -623,7 +623,7 @@ def test_workflow_plots(nuts_run, svi_run):
     x, mcmc, data = nuts_run
     prior = prior_predictive(_gaussian_with_prior(), x, num_samples=50, seed=0)
     both = posterior_predictive(mcmc, prior=prior)
-    fig = plots.plot_predictive_overlay(both, num_draws=5)
+    fig = plots.plot_predictive_overlay(both, num_samples=5)
     assert [ax.get_title() for ax in fig.axes] == ["prior predictive", "posterior predictive"]
     assert len(fig.axes[0].lines) == 6  # 5 replicated data sets and the observed one
     fig = plots.plot_trace_rank(data)

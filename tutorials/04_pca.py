@@ -268,7 +268,9 @@ plots.finish(plots.plot_pca_agreement(ref[:K], estimates), "pca_agreement")
 
 # %%
 if MNIST_FOLDER:
-    mnist, _ = load_mnist(MNIST_FOLDER, "train", dtype=torch.float32, n=5000 if SMOKE else None)
+    mnist, _ = load_mnist(
+        MNIST_FOLDER, "train", dtype=torch.float32, num_points=5000 if SMOKE else None
+    )
     mnist_pca = pca.fit(mnist, 250)
     kept = pca.explained_variance_ratio(mnist_pca, mnist).cumsum(0)
     print(

@@ -51,7 +51,7 @@ SMOKE = os.environ.get("PPL_MODELS_SMOKE") == "1"
 agreement = []
 torch.set_num_threads(1)  # D = 10: one thread is fastest
 
-data = make_bishop_bpca_data(n=300, d=10, seed=0)
+data = make_bishop_bpca_data(num_points=300, d=10, seed=0)
 x = data.x
 print(x.shape, "true noise variance", float(data.sigma2))
 

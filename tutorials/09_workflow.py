@@ -335,7 +335,7 @@ fig = plots.plot_model_choice(
 )
 plots.finish(fig, "workflow_degree_n100")
 best = runs100[picks100["PSIS-LOO"]]["data"]
-plots.finish(plots.plot_predictive_overlay(best, num_draws=30), "workflow_degree_predictive")
+plots.finish(plots.plot_predictive_overlay(best, num_samples=30), "workflow_degree_predictive")
 plots.finish(plots.plot_loo_pit(best), "workflow_degree_loo_pit")
 
 # %% [markdown]

@@ -22,7 +22,7 @@ the number left is the effective dimensionality.
 **The EM of PRML 12.2.3** (:func:`ard_em`) maximises over :math:`W` the posterior
 :math:`\ln p(X \mid W, \mu, \sigma^2) + \ln p(W \mid \alpha)` and sets :math:`\alpha` by
 the evidence update. With :math:`M = W^\top W + \sigma^2 I` (here the :math:`M \times M`
-matrix; the latent dimension is ``max_latent_dim``),
+matrix; the latent dimension is ``latent_dim``),
 :math:`\mathbb E[z_n] = M^{-1} W^\top (x_n - \bar x)`,
 :math:`\mathbb E[z_n z_n^\top] = \sigma^2 M^{-1} + \mathbb E[z_n]\mathbb E[z_n]^\top`:
 
@@ -53,7 +53,7 @@ sorted (:func:`rotation_free`).
 symbol                   argument / site        shape
 =======================  =====================  =========================================
 :math:`x_n`              ``x[n]``               ``(D,)``
-:math:`W`                site ``"W"``           ``(D, M)``, ``M = max_latent_dim``
+:math:`W`                site ``"W"``           ``(D, M)``, ``M = latent_dim``
 :math:`\alpha`           site ``"alpha"``       ``(M,)``
 :math:`W_{raw}`          site ``"W_raw"``       ``(D, M)`` (``parametrisation="noncentred"``)
 :math:`\sigma`           site ``"sigma"``       ``()`` (:math:`\sigma^2` = ``sigma2``)

@@ -15,6 +15,7 @@ from .._checks import (
     check_int,
     check_positive,
 )
+from .._deprecation import renamed_keywords
 from ..ppca import PPCAParams
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -47,10 +48,10 @@ class BPCAResult(NamedTuple):
     converged: bool
 
 
-def _check_max_latent_dim(max_latent_dim: object, d: int) -> int:
+def _check_latent_dim(latent_dim: object, d: int) -> int:
     if d < 2:
         raise ValueError(f"x must have at least 2 columns for PCA; got {d}")
-    return check_int(max_latent_dim, "max_latent_dim", minimum=1, maximum=d - 1)
+    return check_int(latent_dim, "latent_dim", minimum=1, maximum=d - 1)
 
 
 def _gaussian_loglik(s: torch.Tensor, c: torch.Tensor, n: int) -> torch.Tensor:
@@ -291,9 +292,10 @@ def rotation_free(samples: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor
     return out
 
 
+@renamed_keywords(max_latent_dim="latent_dim")
 def ard_em(
     x: object,
-    max_latent_dim: int,
+    latent_dim: int,
     *,
     tol: float = 1e-9,
     max_iter: int = 5000,
@@ -333,8 +335,9 @@ def ard_em(
     ----------
     x : array_like, shape (N, D)
         Data. Floating inputs keep their dtype (use float64).
-    max_latent_dim : int
-        :math:`M`, the number of columns to start from, :math:`1 \le M < D`.
+    latent_dim : int
+        :math:`M`, the number of columns to start from, :math:`1 \le M < D` (formerly
+        ``max_latent_dim``).
     tol : float
         Convergence threshold (see above).
     max_iter : int
@@ -367,7 +370,7 @@ def ard_em(
     """
     x = as_data(x, "x", ndim=2)
     n, d = x.shape
-    m = _check_max_latent_dim(max_latent_dim, d)
+    m = _check_latent_dim(latent_dim, d)
     tol = check_positive(tol, "tol", allow_tensor=False)
     prune_tol = check_positive(prune_tol, "prune_tol", allow_tensor=False)
     max_iter = check_int(max_iter, "max_iter", minimum=1)

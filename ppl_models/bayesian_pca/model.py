@@ -22,6 +22,7 @@ from .._checks import (
     check_positive,
     promoted_like,
 )
+from .._deprecation import renamed_keywords, warn_renamed
 from ..inference import ClosedFormPotential, data_plate, local_pyro_method
 from ..inference.plates import local_params
 from ..ppca import PPCAParams
@@ -94,22 +95,18 @@ def _prior_like(self: BayesianPCA) -> torch.Tensor:
 def _alpha_prior(self: BayesianPCA) -> dist.Distribution:
     like = _prior_like(self)
     a, b = self.alpha_a.to(like), self.alpha_b.to(like)
-    return dist.Gamma(a.expand(self.max_latent_dim), b).to_event(1)
+    return dist.Gamma(a.expand(self.latent_dim), b).to_event(1)
 
 
 def _w_prior(self: BayesianPCA) -> dist.Distribution:
     # alpha has shape (..., M): broadcast its column precisions over the D rows.
     alpha = self.alpha.to(_prior_like(self))
-    scale = (
-        alpha.rsqrt().unsqueeze(-2).expand(*alpha.shape[:-1], self.data_dim, self.max_latent_dim)
-    )
+    scale = alpha.rsqrt().unsqueeze(-2).expand(*alpha.shape[:-1], self.data_dim, self.latent_dim)
     return dist.Normal(torch.zeros_like(scale), scale).to_event(2)
 
 
 def _w_raw_prior(self: BayesianPCA) -> dist.Distribution:
-    zeros = (
-        self._zeros_d.to(_prior_like(self)).unsqueeze(-1).expand(self.data_dim, self.max_latent_dim)
-    )
+    zeros = self._zeros_d.to(_prior_like(self)).unsqueeze(-1).expand(self.data_dim, self.latent_dim)
     return dist.Normal(zeros, 1.0).to_event(2)
 
 
@@ -145,8 +142,9 @@ class BayesianPCA(PyroModule):
     ----------
     data_dim : int
         :math:`D`.
-    max_latent_dim : int
-        :math:`M`, :math:`1 \le M < D`: the columns ARD may switch off.
+    latent_dim : int
+        :math:`M`, :math:`1 \le M < D`: the columns ARD may switch off (formerly
+        ``max_latent_dim``).
     alpha_prior : (float, float)
         Shape and rate ``(a, b)`` of the Gamma prior on each :math:`\alpha_i`;
         ``(1e-3, 1e-3)`` (vague) by default.
@@ -174,17 +172,18 @@ class BayesianPCA(PyroModule):
     --------
     >>> from ppl_models.datasets import make_bishop_bpca_data
     >>> from ppl_models.inference import fit_svi
-    >>> x = make_bishop_bpca_data(n=100, seed=0).x
+    >>> x = make_bishop_bpca_data(num_points=100, seed=0).x
     >>> m = BayesianPCA(10, 9, guide="delta")
     >>> fit = fit_svi(m, x, num_steps=20, progress=False, seed=0)
     >>> sorted(m.median())
     ['W', 'alpha', 'mu', 'sigma']
     """
 
+    @renamed_keywords(max_latent_dim="latent_dim")
     def __init__(
         self,
         data_dim: int,
-        max_latent_dim: int,
+        latent_dim: int,
         alpha_prior: tuple[float, float] = (1e-3, 1e-3),
         sigma_scale: float = 1.0,
         mu_scale: float = 100.0,
@@ -194,9 +193,7 @@ class BayesianPCA(PyroModule):
     ):
         super().__init__()
         self.data_dim = check_int(data_dim, "data_dim", minimum=2)
-        self.max_latent_dim = check_int(
-            max_latent_dim, "max_latent_dim", minimum=1, maximum=self.data_dim - 1
-        )
+        self.latent_dim = check_int(latent_dim, "latent_dim", minimum=1, maximum=self.data_dim - 1)
         if not isinstance(alpha_prior, (tuple, list)) or len(alpha_prior) != 2:
             raise ValueError(f"alpha_prior must be a pair (shape, rate); got {alpha_prior!r}")
         a = check_positive(alpha_prior[0], "alpha_prior[0] (shape)", allow_tensor=False)
@@ -252,7 +249,7 @@ class BayesianPCA(PyroModule):
         lam, u = torch.linalg.eigh(xc.T @ xc / n)
         lam, u = lam.flip(0), u.flip(1)
         floor = 0.01 * float(lam.mean().clamp_min(torch.finfo(x.dtype).tiny))
-        m = self.max_latent_dim
+        m = self.latent_dim
         sigma2 = lam[m:].mean().clamp_min(floor)
         W = u[:, :m] * (lam[:m] - sigma2).clamp_min(floor).sqrt()
         alpha = self.data_dim / (W * W).sum(0)
@@ -292,14 +289,15 @@ class BayesianPCA(PyroModule):
 
     # -- the Pyro pair ----------------------------------------------------------------
 
+    @renamed_keywords(n="num_points")
     @local_pyro_method
-    def model(self, x: torch.Tensor | None = None, n: int | None = None) -> torch.Tensor:
+    def model(self, x: torch.Tensor | None = None, num_points: int | None = None) -> torch.Tensor:
         r"""Sample ``"alpha"``, ``"W"``, ``"sigma"``, ``"mu"`` (and ``"z"`` in the latent
         form), then observe ``x`` at ``"obs"`` in plate ``"data"``. With ``x=None``, draws
-        ``n`` points."""
-        if x is None and n is None:
-            raise ValueError("model needs the data x or the number of draws n")
-        size = x.shape[0] if x is not None else n
+        ``num_points`` points (``n`` is its deprecated old name)."""
+        if x is None and num_points is None:
+            raise ValueError("model needs the data x or the number of points num_points")
+        size = x.shape[0] if x is not None else num_points
         like = self._like = promoted_like(self, x)
         W = self._loadings(like)
         sigma = self.sigma.to(like)
@@ -311,7 +309,7 @@ class BayesianPCA(PyroModule):
             with data_plate(size):
                 return pyro.sample("obs", dist.LowRankMultivariateNormal(mu, W, diag), obs=x)
         with data_plate(size):
-            zero = like.new_zeros(self.max_latent_dim)
+            zero = like.new_zeros(self.latent_dim)
             z = pyro.sample("z", dist.Normal(zero, 1.0).to_event(1))
             loc = (z.unsqueeze(-2) @ W.transpose(-1, -2)).squeeze(-2) + mu
             return pyro.sample("obs", dist.Normal(loc, sigma.unsqueeze(-1)).to_event(1), obs=x)
@@ -322,10 +320,17 @@ class BayesianPCA(PyroModule):
         scale = self.alpha.to(like).rsqrt().unsqueeze(-2)
         return pyro.deterministic("W", self.W_raw.to(like) * scale, event_dim=2)
 
+    @renamed_keywords(n="num_points")
     @local_pyro_method
-    def guide(self, x: torch.Tensor | None = None, n: int | None = None) -> Any:
+    def guide(self, x: torch.Tensor | None = None, num_points: int | None = None) -> Any:
         """The autoguide chosen by ``guide=`` at construction (see the class docstring)."""
-        return self.autoguide(x, n)
+        return self.autoguide(x, num_points)
+
+    @property
+    def max_latent_dim(self) -> int:
+        """Deprecated alias of :attr:`latent_dim` (removed in the next release)."""
+        warn_renamed("BayesianPCA.max_latent_dim", "BayesianPCA.latent_dim")
+        return self.latent_dim
 
     def nuts_potential(self, x: torch.Tensor) -> ClosedFormPotential | None:
         r"""The potential energy of the marginal form for NUTS, from the sufficient
@@ -371,7 +376,7 @@ class BayesianPCA(PyroModule):
         stats = _MarginalStats(
             n=n,
             d=d,
-            m=self.max_latent_dim,
+            m=self.latent_dim,
             xbar=xbar,
             s=xc.T @ xc / n,
             a=float(self.alpha_a),
@@ -418,7 +423,7 @@ class BayesianPCA(PyroModule):
                 draws = pred(None, 1)
             # Predictive stacks the draws with a batch dimension of the data plate's size
             # (here 1): give each site its own shape.
-            d, m = self.data_dim, self.max_latent_dim
+            d, m = self.data_dim, self.latent_dim
             shapes = {"alpha": (m,), w_name: (d, m), "sigma": (), "mu": (d,)}
             out = {k: v.detach().reshape(num_samples, *shapes[k]) for k, v in draws.items()}
         if w_name == "W_raw":

@@ -127,13 +127,14 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
+@renamed_keywords(n="num_points")
 def load_mnist(
     path: str | os.PathLike[str],
     kind: str = "train",
     *,
     dtype: torch.dtype = torch.float32,
     scale: bool = True,
-    n: int | None = None,
+    num_points: int | None = None,
 ) -> LabelledImages:
     """MNIST from the four IDX files in a local folder (nothing is downloaded).
 
@@ -154,8 +155,8 @@ def load_mnist(
     scale : bool
         Divide the 0..255 pixel values by 255 (values in [0, 1], as a Bernoulli likelihood
         wants); else keep 0..255.
-    n : int, optional
-        Keep only the first ``n`` images.
+    num_points : int, optional
+        Keep only the first ``num_points`` images (formerly ``n``).
 
     Returns
     -------
@@ -174,8 +175,7 @@ def load_mnist(
     check_choice(kind, "kind", list(_MNIST_FILES))
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch dtype; got {dtype!r}")
-    if n is not None:
-        n = check_int(n, "n", minimum=1)
+    n = None if num_points is None else check_int(num_points, "num_points", minimum=1)
     folder = _check_path(path, "path")
     if not folder.is_dir():
         raise FileNotFoundError(f"path {str(folder)!r} is not a folder; {_MNIST_SOURCE}")
@@ -293,13 +293,14 @@ class ImageSplit(NamedTuple):
     y_test: torch.Tensor
 
 
+@renamed_keywords(n="num_points")
 def load_vae_data(
     likelihood: str = "bernoulli",
     *,
     test_size: float = 0.25,
     seed: int = 0,
     mnist_path: str | os.PathLike[str] | None = None,
-    n: int | None = None,
+    num_points: int | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> ImageSplit:
     """Digits for a variational autoencoder: binarised for a Bernoulli likelihood, scaled
@@ -320,8 +321,9 @@ def load_vae_data(
         Seeds the random split of the digits.
     mnist_path : path, optional
         A folder with the four MNIST IDX files.
-    n : int, optional
-        MNIST only: keep the first ``n`` training and the first ``n`` test images.
+    num_points : int, optional
+        MNIST only: keep the first ``num_points`` training and the first ``num_points``
+        test images (formerly ``n``).
     dtype : torch.dtype
         Floating dtype of the images.
 
@@ -342,8 +344,8 @@ def load_vae_data(
         raise ValueError(f"test_size must be a float in (0, 1); got {test_size!r}")
     seed = check_int(seed, "seed", minimum=0)
     if mnist_path is not None:
-        train = load_mnist(mnist_path, "train", dtype=dtype, n=n)
-        test = load_mnist(mnist_path, "test", dtype=dtype, n=n)
+        train = load_mnist(mnist_path, "train", dtype=dtype, num_points=num_points)
+        test = load_mnist(mnist_path, "test", dtype=dtype, num_points=num_points)
         x_train, y_train, x_test, y_test = train.x, train.y, test.x, test.y
     else:
         x, y = load_digits(dtype)

@@ -9,11 +9,14 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .._deprecation import renamed_keywords
+
 # --- regression data (owned by the regression topic) ---
 
 
+@renamed_keywords(n="num_points")
 def make_sin_data(
-    n: int,
+    num_points: int,
     noise_std: float = 0.3,
     seed: int | None = 0,
     design: str = "even",
@@ -25,8 +28,8 @@ def make_sin_data(
 
     Parameters
     ----------
-    n : int
-        Number of points, at least 1.
+    num_points : int
+        Number of points, at least 1 (formerly ``n``).
     noise_std : float
         Standard deviation of the Gaussian noise, :math:`\ge 0` (0.3 in PRML).
     seed : int, optional
@@ -39,7 +42,7 @@ def make_sin_data(
 
     Returns
     -------
-    x, t : torch.Tensor, shape (n,)
+    x, t : torch.Tensor, shape (num_points,)
         Inputs and noisy targets.
 
     Examples
@@ -50,7 +53,7 @@ def make_sin_data(
     """
     from .._checks import check_choice, check_int
 
-    n = check_int(n, "n", minimum=1)
+    n = check_int(num_points, "num_points", minimum=1)
     if isinstance(noise_std, bool) or not isinstance(noise_std, (int, float, np.floating)):
         raise TypeError(f"noise_std must be a number; got {type(noise_std).__name__}")
     if not (np.isfinite(noise_std) and noise_std >= 0):
@@ -68,8 +71,9 @@ def make_sin_data(
 # --- logistic data (owned by the logistic topic) ---
 
 
+@renamed_keywords(n="num_points")
 def make_two_class(
-    n: int,
+    num_points: int,
     seed: int | None = 0,
     separable: bool = False,
     dtype: torch.dtype = torch.float64,
@@ -82,9 +86,9 @@ def make_two_class(
 
     Parameters
     ----------
-    n : int
-        Number of points, at least 2: ``n // 2`` of class 0, the rest of class 1, in a
-        random order.
+    num_points : int
+        Number of points, at least 2: ``num_points // 2`` of class 0, the rest of class 1,
+        in a random order (formerly ``n``).
     seed : int, optional
         Seed of the draws.
     separable : bool
@@ -94,9 +98,9 @@ def make_two_class(
 
     Returns
     -------
-    x : torch.Tensor, shape (n, 2)
+    x : torch.Tensor, shape (num_points, 2)
         Inputs (add a column of ones for a bias: ``ppl_models.logistic.add_bias``).
-    t : torch.Tensor, shape (n,)
+    t : torch.Tensor, shape (num_points,)
         Targets, 0 or 1.
 
     Examples
@@ -107,7 +111,7 @@ def make_two_class(
     """
     from .._checks import check_int
 
-    n = check_int(n, "n", minimum=2)
+    n = check_int(num_points, "num_points", minimum=2)
     if not isinstance(separable, (bool, np.bool_)):
         raise TypeError(f"separable must be a bool; got {type(separable).__name__}")
     rng = np.random.default_rng(seed)
@@ -170,8 +174,9 @@ class PPCAData(NamedTuple):
         return PPCATruth(self.W, self.mu, self.sigma2)
 
 
+@renamed_keywords(n="num_points")
 def make_ppca_data(
-    n: int,
+    num_points: int,
     d: int,
     latent_dim: int,
     sigma2: float = 1.0,
@@ -190,8 +195,8 @@ def make_ppca_data(
 
     Parameters
     ----------
-    n, d : int
-        Number of points and dimension, :math:`d \ge 2`.
+    num_points, d : int
+        Number of points (formerly ``n``) and dimension, :math:`d \ge 2`.
     latent_dim : int
         :math:`M`, :math:`1 \le M < d`.
     sigma2 : float
@@ -219,7 +224,7 @@ def make_ppca_data(
     """
     from .._checks import check_int, check_positive
 
-    n = check_int(n, "n", minimum=1)
+    n = check_int(num_points, "num_points", minimum=1)
     d = check_int(d, "d", minimum=2)
     m = check_int(latent_dim, "latent_dim", minimum=1, maximum=d - 1)
     s2 = check_positive(sigma2, "sigma2", allow_tensor=False)
@@ -273,8 +278,9 @@ class BishopBPCAData(NamedTuple):
     sigma2: torch.Tensor
 
 
+@renamed_keywords(n="num_points")
 def make_bishop_bpca_data(
-    n: int = 300,
+    num_points: int = 300,
     d: int = 10,
     latent_dim: int = 3,
     signal_std: float = 1.0,
@@ -293,8 +299,8 @@ def make_bishop_bpca_data(
 
     Parameters
     ----------
-    n, d : int
-        Number of points (300 in the paper) and dimension (10).
+    num_points, d : int
+        Number of points (300 in the paper; formerly ``n``) and dimension (10).
     latent_dim : int
         The number of large directions, :math:`1 \le k < d` (3).
     signal_std, noise_std : float
@@ -318,7 +324,7 @@ def make_bishop_bpca_data(
     """
     from .._checks import check_int, check_positive
 
-    n = check_int(n, "n", minimum=1)
+    n = check_int(num_points, "num_points", minimum=1)
     d = check_int(d, "d", minimum=2)
     k = check_int(latent_dim, "latent_dim", minimum=1, maximum=d - 1)
     s = check_positive(signal_std, "signal_std", allow_tensor=False)

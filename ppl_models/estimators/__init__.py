@@ -8,24 +8,25 @@ tensors that share the array's memory, and returns numpy arrays in the input's f
 dtype. No mathematics is implemented here a second time: the numbers are those of the
 functions named below, bit for bit.
 
-==============================  =====================================================
-estimator                       the library's functions it calls
-==============================  =====================================================
-:class:`PCA`                    :func:`ppl_models.pca.fit`, :func:`~ppl_models.pca.transform`,
-                                and :func:`ppl_models.ppca.closed_form` for the density
-:class:`PPCA`                   :func:`ppl_models.ppca.closed_form`, :func:`~ppl_models.ppca.em`
-                                (with missing values: the exact missing-data EM),
-                                :class:`~ppl_models.ppca.MarginalPPCA` by
-                                :func:`~ppl_models.inference.fit_svi`,
-                                :func:`~ppl_models.ppca.select_latent_dim`
-:class:`BayesianPCA`            :func:`ppl_models.bayesian_pca.ard_em`
-:class:`PPCAClassifier`         :class:`ppl_models.ppca.PPCAClassifier`
-:class:`BayesianLinearRegression`  :func:`ppl_models.regression.maximize_evidence`,
-                                :func:`~ppl_models.regression.posterior`,
-                                :func:`~ppl_models.regression.predictive_posterior`
+===================================  =====================================================
+estimator                            the library's functions it calls
+===================================  =====================================================
+:class:`PCA`                         :func:`ppl_models.pca.fit`, :func:`~ppl_models.pca.transform`,
+                                     and :func:`ppl_models.ppca.closed_form` for the density
+:class:`PPCA`                        :func:`ppl_models.ppca.closed_form`,
+                                     :func:`~ppl_models.ppca.em` (with missing values: the
+                                     exact missing-data EM),
+                                     :class:`~ppl_models.ppca.MarginalPPCA` by
+                                     :func:`~ppl_models.inference.fit_svi`,
+                                     :func:`~ppl_models.ppca.select_latent_dim`
+:class:`BayesianPCA`                 :func:`ppl_models.bayesian_pca.ard_em`
+:class:`PPCAClassifier`              :class:`ppl_models.ppca.PPCAClassifier`
+:class:`BayesianLinearRegression`    :func:`ppl_models.regression.maximize_evidence`,
+                                     :func:`~ppl_models.regression.posterior`,
+                                     :func:`~ppl_models.regression.predictive_posterior`
 :class:`BayesianLogisticRegression`  :func:`ppl_models.logistic.laplace`,
-                                :func:`~ppl_models.logistic.predictive_probit`
-==============================  =====================================================
+                                     :func:`~ppl_models.logistic.predictive_probit`
+===================================  =====================================================
 
 Conventions that differ from scikit-learn's, on purpose:
 

@@ -41,17 +41,17 @@ likelihood is minimum :math:`J`, so it finds :math:`\operatorname{span}(W) =
 It is not a generative model (the mean of :math:`x_n` depends on :math:`x_n`); probabilistic
 PCA (:mod:`ppl_models.ppca`) is.
 
-==========================  ==========================  =====================
-symbol                      argument / field            shape
-==========================  ==========================  =====================
-:math:`x_n`                 ``x``                       ``(N, D)``
-:math:`\bar x`, :math:`\mu`  ``mean``, site param ``mu``  ``(D,)``
-:math:`U_M`                 ``components``              ``(D, M)``
-:math:`\lambda_1..\lambda_M`  ``explained_variance``    ``(M,)``
-:math:`U_M^\top(x - \bar x)`  :func:`transform`         ``(N, M)``
-:math:`W`                   ``PCA.W``                   ``(D, M)``
-:math:`\sigma`              ``PCA.sigma``               ``()``
-==========================  ==========================  =====================
+============================  ===========================  =====================
+symbol                        argument / field             shape
+============================  ===========================  =====================
+:math:`x_n`                   ``x``                        ``(N, D)``
+:math:`\bar x`, :math:`\mu`   ``mean``, site param ``mu``  ``(D,)``
+:math:`U_M`                   ``components``               ``(D, M)``
+:math:`\lambda_1..\lambda_M`  ``explained_variance``       ``(M,)``
+:math:`U_M^\top(x - \bar x)`  :func:`transform`            ``(N, M)``
+:math:`W`                     ``PCA.W``                    ``(D, M)``
+:math:`\sigma`                ``PCA.sigma``                ``()``
+============================  ===========================  =====================
 
 Signs. An eigenvector is defined up to its sign; every result of this module has the entry
 of largest absolute value of each column of ``components`` positive (the first such entry

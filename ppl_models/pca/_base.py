@@ -3,7 +3,7 @@ checks."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -12,6 +12,7 @@ from .._checks import (
     as_data,
     check_same_device,
 )
+from .._deprecation import warn_renamed
 
 
 class PCAParams(NamedTuple):
@@ -35,25 +36,37 @@ class PCAParams(NamedTuple):
 
 
 class EMResult(NamedTuple):
-    """What :func:`em` returns.
+    r"""What :func:`ppl_models.ppca.em` and :func:`ppl_models.pca.em` return: one shape
+    for every EM of the library (issue 18; ``ppl_models.ppca.EMResult`` is this class).
 
     Attributes
     ----------
-    params : PCAParams
-        The principal axes and eigenvalues (rotated within the subspace found).
-    objective : torch.Tensor, shape (n_iter,)
-        :math:`J`, the mean squared reconstruction error, after each M-step (float64); it
-        never increases.
+    params : PPCAParams or PCAParams
+        The parameters after the last iteration.
+    log_likelihood : torch.Tensor, shape (n_iter + 1,) or (n_iter,)
+        The objective that EM maximises, float64, which never decreases. For PPCA, the
+        total (observed-data) log-likelihood :math:`\ln p(X \mid W, \mu, \sigma^2)` of
+        the starting point and after every iteration (``n_iter + 1`` values). For PCA
+        (Roweis's EM, the :math:`\sigma^2 \to 0` limit of PPCA's), :math:`-J`, minus the
+        mean squared reconstruction error, after every M-step (``n_iter`` values): as
+        :math:`\sigma^2 \to 0`, :math:`\frac{2\sigma^2}{N} \ln p(X \mid W)` tends to minus
+        the reconstruction error of the projection onto the span of :math:`W`.
     n_iter : int
         Iterations run.
     converged : bool
-        Whether the subspace moved by less than ``tol`` in the last iteration.
+        Whether the stopping rule (``tol``) was met before ``max_iter``.
     """
 
-    params: PCAParams
-    objective: torch.Tensor
+    params: Any
+    log_likelihood: torch.Tensor
     n_iter: int
     converged: bool
+
+    @property
+    def objective(self) -> torch.Tensor:
+        """Deprecated: ``pca.em``'s old field, :math:`J` (``-log_likelihood``)."""
+        warn_renamed("EMResult.objective", "-EMResult.log_likelihood")
+        return -self.log_likelihood
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -89,17 +89,9 @@ def _check_product(
 def centred_rmatmul(x: torch.Tensor, mean: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     r""":math:`(X - 1 \bar x^\top)^\top Z` without forming the centred copy of :math:`X`.
 
-    Computed as :math:`X^\top Z - \bar x (1^\top Z)`.
-
-    Parameters
-    ----------
-    x : torch.Tensor, shape (N, D)
-    mean : torch.Tensor, shape (D,)
-    z : torch.Tensor, shape (N, M)
-
-    Returns
-    -------
-    torch.Tensor, shape (D, M)
+    Computed as :math:`X^\top Z - \bar x (1^\top Z)`; ``x`` and ``mean`` as in
+    :func:`centred_matmul`, ``z`` of shape (N, M) in place of ``w``. Returns a tensor of
+    shape (D, M).
 
     Examples
     --------
@@ -313,9 +305,8 @@ def reconstruct(x: object, params: PCAParams) -> torch.Tensor:
 
     Parameters
     ----------
-    x : array_like, shape (N, D) or (D,)
-        Points.
-    params : PCAParams
+    x, params
+        As in :func:`transform`.
 
     Returns
     -------
@@ -351,7 +342,7 @@ def reconstruction_error(x: object, params: PCAParams) -> torch.Tensor:
     Returns
     -------
     torch.Tensor
-        0-d, in the dtype of ``x``.
+        :math:`J`, 0-d, in the dtype of ``x`` (summed in float64).
 
     Examples
     --------

@@ -77,7 +77,8 @@ def em(
     Returns
     -------
     EMResult
-        ``(params, objective, n_iter, converged)``.
+        ``(params, log_likelihood, n_iter, converged)``; ``log_likelihood`` holds
+        :math:`-J` after every M-step (it never decreases).
 
     References
     ----------
@@ -137,4 +138,4 @@ def em(
     evals, v = evals.flip(0).clamp_min(0), v.flip(1)
     components = fix_signs(q.to(torch.float64) @ v).to(x.dtype)
     params = PCAParams(mean, components, evals.to(x.dtype))
-    return EMResult(params, torch.tensor(objective, dtype=torch.float64), it, converged)
+    return EMResult(params, -torch.tensor(objective, dtype=torch.float64), it, converged)

@@ -79,7 +79,7 @@ def plot_denoising(rows: dict, n: int = 8, image_shape: tuple[int, int] | None =
     n : int
         Images per row.
     image_shape : (int, int), optional
-        Height and width; a square image by default.
+        Square by default.
 
     Returns
     -------

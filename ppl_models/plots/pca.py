@@ -148,7 +148,7 @@ def plot_pca_reconstructions(
     ms : sequence of int
         Numbers of components.
     image_shape : (int, int), optional
-        Height and width; a square image by default.
+        As in :func:`plot_pca_components`.
 
     Returns
     -------

@@ -24,9 +24,14 @@ def _steps_and_losses(v, n):
     validation=optional(mapping(_steps_and_losses, min_len=0)),
 )
 def plot_vae_training(curves: dict, window: int = 20, validation: dict | None = None) -> Figure:
-    r"""Training curves: the loss per data point at every step (a moving average over
-    ``window`` steps drawn over the raw values), one line per run, e.g. ``Trace_ELBO``
-    against ``TraceMeanField_ELBO``; optional validation losses as markers.
+    r"""Training curves, the loss per data point at every step (a moving average over
+    ``window`` steps drawn over the raw values, for runs of at least five windows), one
+    line per run, e.g. ``Trace_ELBO`` against ``TraceMeanField_ELBO``; optional
+    validation losses as markers.
+
+    Two panels: the whole run, with limits from all of the data (so that the first steps,
+    far above the rest, show), and the same curves from a tenth of the run on, with limits
+    from that part, where the runs are told apart.
 
     Parameters
     ----------
@@ -44,35 +49,50 @@ def plot_vae_training(curves: dict, window: int = 20, validation: dict | None = 
     import numpy as np
 
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    for k, (name, losses) in enumerate(curves.items()):
-        y = np.asarray(losses, dtype=float)
-        color = f"C{k}"
-        ax.plot(np.arange(1, len(y) + 1), y, color=color, alpha=0.25, lw=0.6)
-        if len(y) >= window > 1:
-            smooth = np.convolve(y, np.ones(window) / window, mode="valid")
-            ax.plot(np.arange(window, len(y) + 1), smooth, color=color, lw=1.6, label=name)
-        else:
-            ax.lines[-1].set_label(name)
-        if validation and name in validation:
-            steps, vals = validation[name]
-            ax.plot(steps, vals, "o", ms=3, color=color, mfc="white", label=f"{name}, held out")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss per data point (nats)")
-    lo = min(float(np.percentile(np.asarray(c, dtype=float), 1)) for c in curves.values())
-    # Upper limit: where the runs are after a tenth of their steps, so that the early
-    # descent does not flatten the part of the curves that tells them apart.
-    hi = max(float(np.percentile(np.asarray(c, dtype=float), 90)) for c in curves.values())
-    hi = min(
-        hi,
-        max(
-            float(np.mean(np.asarray(c, dtype=float)[len(c) // 10 :][:window]))
-            for c in curves.values()
-        ),
-    )
-    if hi > lo:
-        ax.set_ylim(lo - 0.05 * (hi - lo), hi)
-    ax.legend(fontsize=8)
+    fig, (ax_all, ax_late) = plt.subplots(1, 2, figsize=(11, 3.8))
+    runs = {name: np.asarray(losses, dtype=float) for name, losses in curves.items()}
+    longest = max(len(y) for y in runs.values())
+    first = max(1, longest // 10)  # the zoomed panel starts at step first + 1
+    late = []  # the values the zoomed panel shows, for its limits
+    for ax in (ax_all, ax_late):
+        for k, (name, y) in enumerate(runs.items()):
+            color = f"C{k}"
+            # A run shorter than a few windows is drawn as it is: its average would be a
+            # few points at the end.
+            if len(y) >= 5 * window and window > 1:
+                ax.plot(np.arange(1, len(y) + 1), y, color=color, alpha=0.25, lw=0.6)
+                smooth = np.convolve(y, np.ones(window) / window, mode="valid")
+                ax.plot(np.arange(window, len(y) + 1), smooth, color=color, lw=1.6, label=name)
+            else:
+                ax.plot(np.arange(1, len(y) + 1), y, color=color, lw=1.2, label=name)
+            if validation and name in validation:
+                steps, vals = (np.asarray(a, dtype=float) for a in validation[name])
+                ax.plot(steps, vals, "o", ms=3, color=color, mfc="white", label=f"{name}, held out")
+                if ax is ax_late:
+                    late.append(vals[steps > first])
+            if ax is ax_late:
+                late.append(y[first:])
+        ax.set_xlabel("step")
+    # The whole run: limits from all of the data; a log axis when it spans decades.
+    lo = min(float(y.min()) for y in runs.values())
+    hi = max(float(y.max()) for y in runs.values())
+    if lo > 0 and hi / lo > 20:
+        ax_all.set_yscale("log")
+    elif hi > lo:
+        ax_all.set_ylim(lo - 0.03 * (hi - lo), hi + 0.03 * (hi - lo))
+    ax_all.set_ylabel("loss per data point (nats)")
+    ax_all.set_title("the whole run")
+    # From a tenth of the run on: limits from those steps (1st to 99th percentile of the
+    # raw values, so that a single noisy minibatch does not flatten the curves).
+    values = np.concatenate(late) if late else np.array([])
+    if values.size:
+        lo, hi = np.percentile(values, [1, 99])
+        if hi > lo:
+            ax_late.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+    ax_late.set_xlim(first + 1, max(longest, first + 2))
+    ax_late.set_title(f"from step {first + 1} on")
+    ax_late.legend(fontsize=8)
+    fig.suptitle("VAE training: loss per data point (negative ELBO / N)")
     fig.tight_layout()
     return fig
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+from .._deprecation import renamed_keywords
 from ._common import checked, integer, mapping, number, optional, pyplot, same_length, text, vector
 
 
@@ -104,15 +105,16 @@ def _wf_scalars(data, group: str, var_names=None) -> dict:
     return out
 
 
-@checked(data=_idata, var_name=text, num_draws=integer(1), seed=integer(0))
+@renamed_keywords(num_draws="num_samples")
+@checked(data=_idata, var_name=text, num_samples=integer(1), seed=integer(0))
 def plot_predictive_overlay(
-    data, var_name: str = "obs", num_draws: int = 50, seed: int = 0
+    data, var_name: str = "obs", num_samples: int = 50, seed: int = 0
 ) -> Figure:
     r"""Prior and/or posterior predictive densities overlaid on the observed data.
 
     One panel per predictive group found in ``data`` (``prior_predictive`` from
     :func:`ppl_models.workflow.prior_predictive`, ``posterior_predictive``): the histogram
-    (as a step line) of each of ``num_draws`` replicated data sets :math:`\tilde x^{(s)}`
+    (as a step line) of each of ``num_samples`` replicated data sets :math:`\tilde x^{(s)}`
     and of the observed :math:`x`. A prior predictive far wider than the data says the
     priors are vague; a posterior predictive whose spread misses the data says the model
     does. Works with ArviZ 0.x and 1.x data.
@@ -123,8 +125,8 @@ def plot_predictive_overlay(
         With ``observed_data`` and at least one predictive group holding ``var_name``.
     var_name : str
         The observed variable.
-    num_draws : int
-        Replicated data sets drawn per panel.
+    num_samples : int
+        Replicated data sets drawn per panel (formerly ``num_draws``).
     seed : int
         Chooses the draws shown.
 
@@ -151,7 +153,7 @@ def plot_predictive_overlay(
     for ax, group in zip(axes[0], groups, strict=True):
         reps = np.asarray(_wf_group(data, group)[var_name].values, dtype=float)
         reps = reps.reshape((-1, observed.size))
-        shown = reps[rng.choice(len(reps), size=min(num_draws, len(reps)), replace=False)]
+        shown = reps[rng.choice(len(reps), size=min(num_samples, len(reps)), replace=False)]
         lo = min(observed.min(), np.quantile(shown, 0.01))
         hi = max(observed.max(), np.quantile(shown, 0.99))
         bins = np.linspace(lo, hi, 30)
@@ -379,11 +381,12 @@ def plot_loo_pointwise(exact, estimates, pareto_k=None) -> Figure:
     return fig
 
 
-@checked(data=_idata, var_name=text, num_draws=integer(1), seed=integer(0))
-def plot_ppc(data, var_name: str = "obs", num_draws: int = 40, seed: int = 0) -> Figure:
+@renamed_keywords(num_draws="num_samples")
+@checked(data=_idata, var_name=text, num_samples=integer(1), seed=integer(0))
+def plot_ppc(data, var_name: str = "obs", num_samples: int = 40, seed: int = 0) -> Figure:
     r"""Posterior predictive check from ArviZ data of either generation (0.x or 1.x).
 
-    Left: the histogram of the observed values and those of ``num_draws`` replicated data
+    Left: the histogram of the observed values and those of ``num_samples`` replicated data
     sets :math:`\tilde x^{(s)}` drawn at random from the ``posterior_predictive`` group.
     Right: the predictive distribution of two test statistics, the mean and the standard
     deviation of a data set, with the observed values and the posterior predictive p-values
@@ -396,8 +399,8 @@ def plot_ppc(data, var_name: str = "obs", num_draws: int = 40, seed: int = 0) ->
         (e.g. from :func:`ppl_models.workflow.to_inference_data`).
     var_name : str
         The observed variable.
-    num_draws : int
-        Replicated data sets drawn on the left panel.
+    num_samples : int
+        Replicated data sets drawn on the left panel (formerly ``num_draws``).
     seed : int
         Chooses which draws are shown.
 
@@ -415,38 +418,47 @@ def plot_ppc(data, var_name: str = "obs", num_draws: int = 40, seed: int = 0) ->
     pp = np.asarray(get_group(data, "posterior_predictive")[var_name].values, dtype=float)
     reps = pp.reshape((-1, observed.size))
     rng = np.random.default_rng(seed)
-    shown = rng.choice(len(reps), size=min(num_draws, len(reps)), replace=False)
+    shown = rng.choice(len(reps), size=min(num_samples, len(reps)), replace=False)
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
-    lo = min(observed.min(), np.quantile(reps[shown], 0.005))
-    hi = max(observed.max(), np.quantile(reps[shown], 0.995))
-    bins = np.linspace(lo, hi, 25)
-    for i, s in enumerate(shown):
-        axes[0].hist(
-            reps[s],
-            bins=bins,
-            density=True,
-            histtype="step",
-            color="C0",
-            alpha=0.25,
-            label="replicated $\\tilde x^{(s)}$" if i == 0 else None,
-        )
-    axes[0].hist(
-        observed.ravel(),
-        bins=bins,
-        density=True,
-        histtype="step",
-        color="k",
-        lw=2,
-        label="observed $x$",
+    # One set of bin edges for the observed data and every replicate, so that their
+    # histograms compare bar by bar; the bin width is numpy's "auto" rule on the observed
+    # data (8 to 30 bins over the range shown). The replicates are summarised per bin (the
+    # median and the central 90% of their densities): forty outlines on top of each other
+    # cannot be read.
+    obs = observed.ravel()
+    lo = min(obs.min(), np.quantile(reps[shown], 0.005))
+    hi = max(obs.max(), np.quantile(reps[shown], 0.995))
+    width = float(np.diff(np.histogram_bin_edges(obs, bins="auto"))[0])
+    n_bins = int(np.clip(round((hi - lo) / width), 8, 30)) if width > 0 and hi > lo else 8
+    edges = np.linspace(lo, hi, n_bins + 1) if hi > lo else np.linspace(lo - 0.5, hi + 0.5, 9)
+    per_unit = obs.size * np.diff(edges)  # densities over the whole data set
+
+    def density(values):
+        return np.histogram(values, bins=edges)[0] / per_unit
+
+    dens = np.stack([density(reps[s]) for s in shown])
+    band_lo, median, band_hi = np.quantile(dens, [0.05, 0.5, 0.95], axis=0)
+    axes[0].stairs(
+        band_hi,
+        edges,
+        baseline=band_lo,
+        fill=True,
+        color="C0",
+        alpha=0.3,
+        label=f"replicated $\\tilde x^{{(s)}}$: central 90% of {len(shown)}",
     )
+    axes[0].stairs(median, edges, color="C0", lw=1.2, label="replicated: median")
+    axes[0].stairs(density(obs), edges, color="k", lw=2, label="observed $x$")
+    axes[0].set_ylim(0, 1.35 * max(band_hi.max(), density(obs).max(), 1e-12))  # the legend
     axes[0].set_xlabel(var_name)
     axes[0].set_title("posterior predictive check")
     axes[0].legend(fontsize=8)
     for ax, (name, stat) in zip(axes[1:], [("mean", np.mean), ("sd", np.std)], strict=True):
         t_rep = stat(reps, axis=1)
         t_obs = float(stat(observed))
-        ax.hist(t_rep, bins=30, color="C0", alpha=0.6, density=True)
+        bins = int(np.clip(np.sqrt(len(t_rep)), 10, 30))  # 60 draws: 10 bins, not spikes
+        ax.hist(t_rep, bins=bins, color="C0", alpha=0.6, density=True)
         ax.axvline(t_obs, color="k", lw=2)
         ax.set_title(f"T = {name}: p = {np.mean(t_rep >= t_obs):.2f}")
         ax.set_xlabel(f"{name} of a data set")

@@ -16,6 +16,9 @@ from .._checks import (
 )
 from ..inference import has_nan
 
+# One EM result for every EM of the library (issue 18): pca's, which ppca shares.
+from ..pca import EMResult  # noqa: F401 - re-exported by ppl_models.ppca
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -36,28 +39,6 @@ class PPCAParams(NamedTuple):
     W: torch.Tensor
     mu: torch.Tensor
     sigma2: torch.Tensor
-
-
-class EMResult(NamedTuple):
-    r"""What :func:`em` returns.
-
-    Attributes
-    ----------
-    params : PPCAParams
-        The parameters after the last iteration.
-    log_likelihood : torch.Tensor, shape (n_iter + 1,)
-        The total (observed-data) log-likelihood :math:`\ln p(X \mid W, \mu, \sigma^2)` of
-        the starting point and after every iteration, float64. EM never lets it decrease.
-    n_iter : int
-        Iterations run.
-    converged : bool
-        Whether the last iteration raised the log-likelihood by less than ``tol`` relative.
-    """
-
-    params: PPCAParams
-    log_likelihood: torch.Tensor
-    n_iter: int
-    converged: bool
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -10,6 +10,7 @@ from .._checks import (
     as_data,
     check_int,
 )
+from .._deprecation import renamed_keywords
 from .._numerics import (
     Moments,
     chunk_rows,
@@ -281,8 +282,13 @@ def impute(x: object, params: PPCAParams) -> torch.Tensor:
     return filled.reshape(t.shape)
 
 
+@renamed_keywords(n="num_points")
 def sample(
-    params: PPCAParams, n: int, *, seed: int | None = None, return_latent: bool = False
+    params: PPCAParams,
+    num_points: int,
+    *,
+    seed: int | None = None,
+    return_latent: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     r"""Draw :math:`z_n \sim \mathcal N(0, I)`, then :math:`x_n \sim \mathcal N(W z_n + \mu,
     \sigma^2 I)`: ancestral sampling of the generative model.
@@ -290,8 +296,8 @@ def sample(
     Parameters
     ----------
     params : PPCAParams
-    n : int
-        How many points.
+    num_points : int
+        How many points (formerly ``n``).
     seed : int, optional
         Seed of a private generator (the global RNG is untouched); the global RNG if None.
     return_latent : bool
@@ -299,8 +305,8 @@ def sample(
 
     Returns
     -------
-    x : torch.Tensor, shape (n, D)
-    z : torch.Tensor, shape (n, M), only if ``return_latent``.
+    x : torch.Tensor, shape (num_points, D)
+    z : torch.Tensor, shape (num_points, M), only if ``return_latent``.
 
     Examples
     --------
@@ -310,7 +316,7 @@ def sample(
     True
     """
     w, mu, s2 = check_params(params)
-    n = check_int(n, "n", minimum=1)
+    n = check_int(num_points, "num_points", minimum=1)
     gen = None
     if seed is not None:
         gen = torch.Generator(device=w.device).manual_seed(check_int(seed, "seed", minimum=0))

@@ -208,10 +208,8 @@ class LatentPPCA(PyroModule):
 
     Parameters
     ----------
-    data_dim : int
-        :math:`D`.
-    latent_dim : int
-        :math:`M < D`.
+    data_dim, latent_dim : int
+        :math:`D` and :math:`M < D`.
     guide : {"amortized", "local"}
         The guide family.
     num_data : int, optional

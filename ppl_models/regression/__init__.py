@@ -65,11 +65,8 @@ symbol              argument / field        shape
 :math:`\gamma`      ``gamma``               ``()`` (effective number of parameters)
 ==================  ======================  ==========================================
 
-Data and dtypes follow the library's conventions: data enter once, through
-:func:`ppl_models._checks.as_data`, and the Pyro model computes in torch's promotion of
-the module's and the data's dtypes (:func:`ppl_models._checks.promoted_like`), on the
-data's device. Priors are built in that dtype (float64 data give float64 prior draws and
-NUTS samples); priors of plain floats work too, their draws cast to it.
+Data and dtypes follow the library's conventions, as in :mod:`ppl_models.gaussian`: data
+enter once, the model computes in the promotion of the module's and the data's dtypes.
 
 References
 ----------

@@ -159,10 +159,8 @@ def posterior(phi: object, t: object, alpha: float, beta: float) -> Posterior:
 
     Parameters
     ----------
-    phi : array_like, shape (N, M)
-        Design matrix.
-    t : array_like, shape (N,)
-        Targets.
+    phi, t : array_like, shapes (N, M) and (N,)
+        The design matrix and the targets.
     alpha : float
         Prior precision of the weights, :math:`> 0`.
     beta : float
@@ -222,7 +220,8 @@ def predictive_posterior(phi_new: object, post: Posterior, beta: float) -> dist.
     Returns
     -------
     torch.distributions.Normal
-        Batch shape ``(K,)``.
+        Batch shape ``(K,)``, as :func:`predictive`'s; its variance adds the weights'
+        uncertainty to the noise's.
 
     Examples
     --------

@@ -50,10 +50,8 @@ def log_evidence(phi: object, t: object, alpha: float, beta: float) -> torch.Ten
 
     Parameters
     ----------
-    phi : array_like, shape (N, M)
-        Design matrix.
-    t : array_like, shape (N,)
-        Targets.
+    phi, t : array_like, shapes (N, M) and (N,)
+        The design matrix and the targets.
     alpha, beta : float
         Prior precision and noise precision, both :math:`> 0`.
 
@@ -105,10 +103,8 @@ def maximize_evidence(
 
     Parameters
     ----------
-    phi : array_like, shape (N, M)
-        Design matrix.
-    t : array_like, shape (N,)
-        Targets.
+    phi, t : array_like, shapes (N, M) and (N,)
+        The design matrix and the targets.
     alpha : float
         Initial prior precision, :math:`> 0`.
     beta : float, optional
@@ -213,10 +209,8 @@ def linear_gaussian_loo(phi: object, t: object, alpha: float, beta: float) -> to
 
     Parameters
     ----------
-    phi : array_like, shape (N, M)
-        Design matrix.
-    t : array_like, shape (N,)
-        Targets.
+    phi, t : array_like, shapes (N, M) and (N,)
+        The design matrix and the targets.
     alpha, beta : float
         Prior precision of the weights and noise precision, both :math:`> 0`.
 

@@ -1,5 +1,5 @@
 """The Bayesian PCA topic's part of the tour: Bishop's experiment (N = 300, D = 10, three
-directions of standard deviation 1 and seven of 0.5, max_latent_dim = 9), ARD by EM and
+directions of standard deviation 1 and seven of 0.5, latent_dim = 9), ARD by EM and
 by MAP in Pyro, Hinton diagrams (PRML Fig. 12.14), and, in the full tour, a mean-field
 posterior by SVI."""
 
@@ -33,16 +33,9 @@ def _ml_ppca_w(x: torch.Tensor, m: int) -> torch.Tensor:
 
 
 def section(out_dir: Path, quick: bool) -> Section:
-    """Run Bishop's experiment, write the figures, report the agreements.
-
-    Parameters
-    ----------
-    out_dir : pathlib.Path
-        Where the figures go.
-    quick : bool
-        EM on five seeds and the MAP fit only (seconds); otherwise also a mean-field
-        Gaussian posterior by SVI (about a minute on 2 cores).
-    """
+    """Run Bishop's experiment, write the figures to ``out_dir``, report the agreements.
+    ``quick``: EM on five seeds and the MAP fit only (seconds); otherwise also a
+    mean-field Gaussian posterior by SVI (about a minute on 2 cores)."""
     start = time.perf_counter()
     out_dir = Path(out_dir)
     threads = torch.get_num_threads()

@@ -23,7 +23,7 @@ MNIST_MS = (1, 10, 50, 250)
 
 def _mnist_figure(folder: str, out_dir: Path, quick: bool) -> tuple[str, str]:
     """PRML Fig. 12.5 on MNIST, when a folder of IDX files is named by PPL_MODELS_MNIST."""
-    x, _ = load_mnist(folder, "train", dtype=torch.float32, n=10000 if quick else None)
+    x, _ = load_mnist(folder, "train", dtype=torch.float32, num_points=10000 if quick else None)
     p = pca.fit(x, max(MNIST_MS))
     name = "pca_mnist_reconstructions.png"
     plots.save(plots.plot_pca_reconstructions(x[:3], p, ms=MNIST_MS), out_dir / name)
@@ -37,16 +37,9 @@ def _mnist_figure(folder: str, out_dir: Path, quick: bool) -> tuple[str, str]:
 
 
 def section(out_dir: Path, quick: bool) -> Section:
-    """Fit PCA on the bundled digits, write its figures, report the agreements.
-
-    Parameters
-    ----------
-    out_dir : pathlib.Path
-        Where the figures go.
-    quick : bool
-        The SVI check with M = 2 only (about 3 s) instead of M = 2 and 10, and fewer figure
-        panels.
-    """
+    """Fit PCA on the bundled digits, write its figures to ``out_dir``, report the
+    agreements. ``quick``: the SVI check with M = 2 only (about 3 s) instead of M = 2 and
+    10, and fewer figure panels."""
     start = time.perf_counter()
     out_dir = Path(out_dir)
     threads = torch.get_num_threads()

@@ -21,17 +21,10 @@ def _rel(a: float, b: float) -> float:
 
 
 def section(out_dir: Path, quick: bool) -> Section:
-    """Fit PPCA on synthetic data and on the bundled digits; write figures; report.
-
-    Parameters
-    ----------
-    out_dir : pathlib.Path
-        Where the figures go.
-    quick : bool
-        A few seconds: fewer M in the classifier's validation sweep and in the digits'
-        choice of M, a short missing-data EM, two figures fewer. Otherwise about 15 s on
-        2 cores.
-    """
+    """Fit PPCA on synthetic data and on the bundled digits; write figures to ``out_dir``;
+    report. ``quick``: a few seconds: fewer M in the classifier's validation sweep and in
+    the digits' choice of M, a short missing-data EM, two figures fewer (otherwise about
+    15 s on 2 cores)."""
     # threadpool_limits reaches only the BLAS libraries already loaded: scipy.linalg's
     # own OpenBLAS must be loaded first (scikit-learn loads it too).
     import scipy.linalg  # noqa: F401

@@ -66,15 +66,9 @@ def _evidence_gradient(phi: torch.Tensor, t: torch.Tensor, alpha: float, beta: f
 
 
 def section(out_dir: Path, quick: bool) -> Section:
-    """Fit the regression topic on PRML's sin data, write its figure, report agreements.
-
-    Parameters
-    ----------
-    out_dir : pathlib.Path
-        Where the figure goes.
-    quick : bool
-        Fewer SVI steps and particles (seconds instead of about ten).
-    """
+    """Fit the regression topic on PRML's sin data, write its figure to ``out_dir``,
+    report agreements. ``quick``: fewer SVI steps and particles (seconds instead of about
+    ten)."""
     start = time.perf_counter()
     out_dir = Path(out_dir)
     threads = torch.get_num_threads()

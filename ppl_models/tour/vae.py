@@ -161,23 +161,19 @@ def _latent_space(
     # 3. The 2-D latent space: autoencoder against VAE (digits in [0, 1], normal likelihood).
     cont = load_vae_data("normal")
     xc, xc_test = cont.x_train, cont.x_test
-    steps = 200 if quick else 1000
+    # One training recipe for the three models of this section.
+    recipe = {
+        "num_steps": 200 if quick else 1000,
+        "batch_size": 128,
+        "lr": 3e-3,
+        "tol": 0,
+        "seed": 0,
+        "progress": False,
+    }
     ae = Autoencoder(64, 2, hidden=(64,), activation="tanh", seed=0)
-    fit_svi(ae, xc, num_steps=steps, batch_size=128, lr=3e-3, tol=0, seed=0, progress=False)
+    fit_svi(ae, xc, **recipe)
     vn = VAE(64, 2, hidden=(64,), likelihood="normal", activation="tanh", seed=0)
-    fit_v = fit_svi(
-        vn,
-        xc[:1100],
-        validation=(xc[1100:],),
-        patience=20,
-        loss="meanfield",
-        num_steps=steps,
-        batch_size=128,
-        lr=3e-3,
-        tol=0,
-        seed=0,
-        progress=False,
-    )
+    fit_v = fit_svi(vn, xc[:1100], validation=(xc[1100:],), patience=20, loss="meanfield", **recipe)
     losses["vae_normal_M2"] = float(fit_v.val_losses.min() / fit_v.num_data)  # per point
     fig = plots.plot_codes_2d(
         {
@@ -200,17 +196,7 @@ def _latent_space(
         out_dir / "vae_samples.png",
     )
     beta_vae = VAE(64, 2, hidden=(64,), likelihood="normal", activation="tanh", beta=4.0, seed=0)
-    fit_svi(
-        beta_vae,
-        xc,
-        loss="meanfield",
-        num_steps=steps,
-        batch_size=128,
-        lr=3e-3,
-        tol=0,
-        seed=0,
-        progress=False,
-    )
+    fit_svi(beta_vae, xc, loss="meanfield", **recipe)
     trav = latent_traversal(beta_vae, xc_test[0], torch.linspace(-2.5, 2.5, 9))
     plots.save(
         plots.plot_denoising({"z1": trav[0], "z2": trav[1]}, n=9), out_dir / "vae_traversal.png"

@@ -69,19 +69,19 @@ the rotations :math:`W R`; there the ELBO equals the PPCA maximum log-likelihood
 :math:`W W^\top + \sigma^2 I` its covariance. :func:`linear_elbo` gives the ELBO of a
 linear VAE in closed form.
 
-============================  ===============================  ====================
-symbol                        argument / attribute             shape
-============================  ===============================  ====================
-:math:`x_n`                   ``x``                            ``(N, D)``
-:math:`z_n`                   site ``"z"``                     ``(N, M)``
-:math:`D`, :math:`M`          ``data_dim``, ``latent_dim``
-:math:`f_\phi`                ``VAE.encoder``                  ``(N, D) -> (N, 2M)``
-:math:`\mu_\phi, \ln\sigma_\phi^2`  the encoder's two heads    ``(N, M)`` each
-:math:`g_\theta`              ``VAE.decoder``                  ``(N, M) -> (N, D)``
-:math:`\sigma`                ``VAE.sigma``                    ``()`` or ``(D,)``
-:math:`\beta`                 ``beta``                         scalar
-:math:`L`, :math:`K`          ``num_particles``, ``num_samples``
-============================  ===============================  ====================
+==================================  ==================================  =====================
+symbol                              argument / attribute                shape
+==================================  ==================================  =====================
+:math:`x_n`                         ``x``                               ``(N, D)``
+:math:`z_n`                         site ``"z"``                        ``(N, M)``
+:math:`D`, :math:`M`                ``data_dim``, ``latent_dim``
+:math:`f_\phi`                      ``VAE.encoder``                     ``(N, D) -> (N, 2M)``
+:math:`\mu_\phi, \ln\sigma_\phi^2`  the encoder's two heads             ``(N, M)`` each
+:math:`g_\theta`                    ``VAE.decoder``                     ``(N, M) -> (N, D)``
+:math:`\sigma`                      ``VAE.sigma``                       ``()`` or ``(D,)``
+:math:`\beta`                       ``beta``                            scalar
+:math:`L`, :math:`K`                ``num_particles``, ``num_samples``
+==================================  ==================================  =====================
 
 Data and dtypes follow the library's conventions: data enter once, through
 :func:`ppl_models._checks.as_data`, and the Pyro model computes in torch's promotion of

@@ -24,6 +24,7 @@ from .._checks import (
     check_sizes,
     promoted_like,
 )
+from .._deprecation import renamed_keywords
 from ..autoencoder import decode_mean, make_networks
 from ..inference import data_plate, local_pyro_method, plate_scale
 from .closed_forms import LIKELIHOODS, LOG_2PI, VAEParams, unchecked_gaussian_kl
@@ -168,15 +169,19 @@ class VAE(PyroModule):
     def _kl_scale(self) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext() if self.beta == 1.0 else poutine.scale(scale=self.beta)
 
+    @renamed_keywords(num="num_points")
     @local_pyro_method
-    def model(self, x: torch.Tensor | None = None, *, num: int | None = None) -> torch.Tensor:
+    def model(
+        self, x: torch.Tensor | None = None, *, num_points: int | None = None
+    ) -> torch.Tensor:
         r"""Sample ``"z"`` from :math:`\mathcal{N}(0, I)` and observe ``x`` at ``"obs"``
-        given the decoder's output, in the plate ``"data"``. Without ``x``, draws ``num``
-        points from the generative model. Returns the decoder's output (means or logits)."""
+        given the decoder's output, in the plate ``"data"``. Without ``x``, draws
+        ``num_points`` points from the generative model (``num`` is its deprecated old
+        name). Returns the decoder's output (means or logits)."""
         if x is None:
-            if num is None:
-                raise ValueError("VAE.model needs the data x or the number of points num")
-            n = check_int(num, "num", minimum=1)
+            if num_points is None:
+                raise ValueError("VAE.model needs the data x or the number of points num_points")
+            n = check_int(num_points, "num_points", minimum=1)
         else:
             n = x.shape[0]
         like = promoted_like(self, x)
@@ -191,8 +196,11 @@ class VAE(PyroModule):
             pyro.sample("obs", fn, obs=x)
         return fn.base_dist.logits if self.likelihood == "bernoulli" else fn.base_dist.loc
 
+    @renamed_keywords(num="num_points")
     @local_pyro_method
-    def guide(self, x: torch.Tensor | None = None, *, num: int | None = None) -> torch.Tensor:
+    def guide(
+        self, x: torch.Tensor | None = None, *, num_points: int | None = None
+    ) -> torch.Tensor:
         r"""The amortized guide :math:`q_\phi(z \mid x) = \mathcal{N}(\mu_\phi(x),
         \operatorname{diag}\sigma^2_\phi(x))` at ``"z"``; returns the draw."""
         if x is None:
@@ -252,15 +260,19 @@ class VAE(PyroModule):
         r"""``decode`` of the guide's mean :math:`\mu_\phi(x)`, shape ``(N, D)``."""
         return self.decode(self.encode(x)[0])
 
-    def sample(self, n: int, *, seed: int | None = None, mean: bool = True) -> torch.Tensor:
-        r"""Draw ``n`` points from the generative model: :math:`z \sim \mathcal{N}(0, I)`,
-        then the mean of :math:`p(x \mid z)` (``mean=True``) or a draw from it.
+    @renamed_keywords(n="num_points")
+    def sample(
+        self, num_points: int, *, seed: int | None = None, mean: bool = True
+    ) -> torch.Tensor:
+        r"""Draw ``num_points`` points from the generative model (``n`` is its deprecated
+        old keyword): :math:`z \sim \mathcal{N}(0, I)`, then the mean of
+        :math:`p(x \mid z)` (``mean=True``) or a draw from it.
 
         Returns
         -------
-        torch.Tensor, shape (n, D)
+        torch.Tensor, shape (num_points, D)
         """
-        n = check_int(n, "n", minimum=1)
+        n = check_int(num_points, "num_points", minimum=1)
         p = next(self.decoder.parameters())
         gen = torch.Generator(device=p.device)
         gen.manual_seed(check_int(seed, "seed", minimum=0)) if seed is not None else gen.seed()
