@@ -120,6 +120,8 @@ def test_pca_em_and_bad_input():
     assert est.n_iter_ == ref.n_iter
     with pytest.raises(ValueError, match=r"n_components must be an integer in \[1, 6\]"):
         PCA(n_components=7).fit(x)
+    with pytest.raises(TypeError, match="n_components must be an integer; got str 'minka'"):
+        PCA(n_components="minka").fit(x)  # PPCA's choice rules; PCA takes an int
     with pytest.raises(ValueError, match="method must be one of"):
         PCA(method="qr").fit(x)
     with pytest.raises(TypeError, match="dense data is required"):

@@ -9,12 +9,7 @@ from typing import NamedTuple
 
 import torch
 
-from .._checks import (
-    as_array,
-    as_data,
-    check_int,
-    check_positive,
-)
+from .._checks import as_array, as_data, check_int, check_positive
 from .._deprecation import renamed_keywords
 from ..ppca import PPCAParams
 

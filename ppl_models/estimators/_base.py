@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numbers
 import re
+import warnings
 
 import numpy as np
 import torch
@@ -13,6 +14,7 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array
 from sklearn.utils.extmath import svd_flip
 from sklearn.utils.multiclass import check_classification_targets
@@ -180,7 +182,9 @@ class PPCADensity:
 
 
 class Decomposition(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """Shared by the three decompositions: feature names ``pca0, pca1, ...`` and tags."""
+    r"""Shared by the three decompositions: feature names ``pca0, pca1, ...``, tags, and
+    :meth:`transform` and :meth:`inverse_transform` through each one's ``_encode(x)``
+    (rows to scores) and ``_decoder()`` (:math:`W` and :math:`\mu`)."""
 
     @property
     def _n_features_out(self) -> int:
@@ -191,6 +195,74 @@ class Decomposition(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         tags.input_tags.allow_nan = self._allow_nan
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+    def transform(self, X: object) -> np.ndarray:
+        r"""The scores of each row: :class:`PCA`'s projection :math:`U_M^\top (x_n - \bar
+        x)` (:func:`ppl_models.pca.transform`), or the posterior mean :math:`\mathbb E[z_n
+        \mid x_n] = M^{-1} W^\top (x_n - \mu)`, :math:`M = W^\top W + \sigma^2 I` (PRML
+        12.48; :func:`ppl_models.ppca.posterior`) of :class:`PPCA` and
+        :class:`BayesianPCA`, given each row's observed coordinates where ``X`` has NaN
+        (PPCA only).
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_features)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_samples, n_components)
+        """
+        return to_numpy(self._encode(self._rows(X)))
+
+    def inverse_transform(self, X: object) -> np.ndarray:
+        r"""Back to data space, :math:`\mu + W z` for each row :math:`z`: :class:`PCA`'s
+        :math:`\bar x + U_M z` (``inverse_transform(transform(x))`` is the reconstruction
+        :func:`ppl_models.pca.reconstruct`), or the generative model's decoder, the mean of
+        :math:`x` given :math:`z` (applied to :meth:`transform`'s output it shrinks towards
+        :math:`\mu`: the posterior mean is shrunk, PRML 12.2.1).
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_components)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        w, mu = self._decoder()
+        return decode(X, w, mu, "X", self.n_components_)
+
+
+class ComponentsDecomposition(PPCADensity, Decomposition):
+    """The parameters :class:`PCA` and :class:`PPCA` share (scikit-learn reads them from
+    this ``__init__``'s signature); each subclass checks ``n_components`` in ``fit``."""
+
+    def __init__(
+        self,
+        n_components: int | str | None = None,
+        *,
+        method: str = "auto",
+        tol: float = 1e-9,
+        max_iter: int = 1000,
+        random_state: object = 0,
+    ):
+        self.n_components = n_components
+        self.method = method
+        self.tol = tol
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+
+def warn_unconverged(what: str, max_iter: int, tol: float | None = None) -> None:
+    """The ``ConvergenceWarning`` of a fit whose iterations ran out, pointed at the caller
+    of ``fit``: "``what`` did not converge in max_iter=... iterations (tol=...)"."""
+    detail = "" if tol is None else f" (tol={tol:g})"
+    warnings.warn(
+        f"{what} did not converge in max_iter={max_iter} iterations{detail}",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
 
 
 def decode(z: object, w: torch.Tensor, mu: torch.Tensor, name: str, m: int) -> np.ndarray:

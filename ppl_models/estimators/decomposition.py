@@ -3,28 +3,26 @@ r"""The decompositions: :class:`PCA`, :class:`PPCA` and :class:`BayesianPCA`, ov
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import bayesian_pca, gaussian, pca, ppca
 from .._checks import check_choice, check_int
 from ._base import (
     FLOATS,
+    ComponentsDecomposition,
     Decomposition,
     PPCADensity,
     as_tensor,
-    decode,
     principal_axes,
     seed_of,
     to_numpy,
+    warn_unconverged,
 )
 
 
-class PCA(PPCADensity, Decomposition):
+class PCA(ComponentsDecomposition):
     r"""Principal component analysis (PRML 12.1) over :func:`ppl_models.pca.fit`.
 
     The principal axes are the leading eigenvectors :math:`u_1, \dots, u_M` of the
@@ -87,21 +85,6 @@ class PCA(PPCADensity, Decomposition):
     True
     """
 
-    def __init__(
-        self,
-        n_components: int | None = None,
-        *,
-        method: str = "auto",
-        tol: float = 1e-9,
-        max_iter: int = 1000,
-        random_state: object = 0,
-    ):
-        self.n_components = n_components
-        self.method = method
-        self.tol = tol
-        self.max_iter = max_iter
-        self.random_state = random_state
-
     def fit(self, X: object, y: object = None) -> PCA:
         """Fit the principal axes (and the PPCA density) to ``X``.
 
@@ -130,11 +113,7 @@ class PCA(PPCADensity, Decomposition):
             res = pca.em(x, m, tol=self.tol, max_iter=self.max_iter, seed=seed)
             params, n_iter = res.params, res.n_iter
             if not res.converged:
-                warnings.warn(
-                    f"PCA: EM did not converge in max_iter={self.max_iter} iterations",
-                    ConvergenceWarning,
-                    stacklevel=2,
-                )
+                warn_unconverged("PCA: EM", self.max_iter)
         else:
             params, n_iter = pca.fit(x, m, method=self.method), 1
         self.params_ = params
@@ -171,41 +150,22 @@ class PCA(PPCADensity, Decomposition):
             )
         return self.density_
 
-    def transform(self, X: object) -> np.ndarray:
-        r"""The principal-component scores :math:`U_M^\top (x_n - \bar x)`
-        (:func:`ppl_models.pca.transform`).
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        return pca.transform(x, self.params_)
 
-        Parameters
-        ----------
-        X : array_like, shape (n_samples, n_features)
-
-        Returns
-        -------
-        numpy.ndarray, shape (n_samples, n_components)
-        """
-        return to_numpy(pca.transform(self._rows(X), self.params_))
-
-    def inverse_transform(self, X: object) -> np.ndarray:
-        r"""Back to data space: :math:`\bar x + U_M z` for scores :math:`z`.
-
-        ``inverse_transform(transform(x))`` is the reconstruction
-        :func:`ppl_models.pca.reconstruct`.
-
-        Parameters
-        ----------
-        X : array_like, shape (n_samples, n_components)
-
-        Returns
-        -------
-        numpy.ndarray, shape (n_samples, n_features)
-        """
-        check_is_fitted(self)
-        return decode(X, self.params_.components, self.params_.mean, "X", self.n_components_)
+    def _decoder(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.params_.components, self.params_.mean
 
 
 class _PPCAFamily(PPCADensity, Decomposition):
-    """transform (posterior mean), inverse_transform and the derived attributes of a fit
-    held in ``params_`` (PPCAParams)."""
+    """The encoder (posterior mean) and decoder behind transform and inverse_transform,
+    and the derived attributes, of a fit held in ``params_`` (PPCAParams)."""
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        return ppca.posterior(x, self.params_)[0]
+
+    def _decoder(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.params_.W, self.params_.mu
 
     def _store_fit(self, params: ppca.PPCAParams) -> None:
         self.params_ = params
@@ -214,39 +174,8 @@ class _PPCAFamily(PPCADensity, Decomposition):
         self.noise_variance_ = float(params.sigma2)
         self.components_, self.explained_variance_ = principal_axes(params.W, params.sigma2)
 
-    def transform(self, X: object) -> np.ndarray:
-        r"""The posterior mean :math:`\mathbb E[z_n \mid x_n] = M^{-1} W^\top (x_n - \mu)`,
-        :math:`M = W^\top W + \sigma^2 I` (PRML 12.48; :func:`ppl_models.ppca.posterior`),
-        given each row's observed coordinates where ``X`` has NaN (PPCA only).
 
-        Parameters
-        ----------
-        X : array_like, shape (n_samples, n_features)
-
-        Returns
-        -------
-        numpy.ndarray, shape (n_samples, n_components)
-        """
-        return to_numpy(ppca.posterior(self._rows(X), self.params_)[0])
-
-    def inverse_transform(self, X: object) -> np.ndarray:
-        r"""The mean of :math:`x` given :math:`z`, :math:`W z + \mu` (the generative
-        model's decoder). Applied to :meth:`transform`'s output it shrinks towards
-        :math:`\mu` (the posterior mean is shrunk, PRML 12.2.1).
-
-        Parameters
-        ----------
-        X : array_like, shape (n_samples, n_components)
-
-        Returns
-        -------
-        numpy.ndarray, shape (n_samples, n_features)
-        """
-        check_is_fitted(self)
-        return decode(X, self.params_.W, self.params_.mu, "X", self.n_components_)
-
-
-class PPCA(_PPCAFamily):
+class PPCA(_PPCAFamily, ComponentsDecomposition):
     r"""Probabilistic PCA (Tipping & Bishop 1999; PRML 12.2) over :mod:`ppl_models.ppca`.
 
     .. math::
@@ -317,21 +246,6 @@ class PPCA(_PPCAFamily):
 
     _allow_nan = True
 
-    def __init__(
-        self,
-        n_components: int | str | None = None,
-        *,
-        method: str = "auto",
-        tol: float = 1e-9,
-        max_iter: int = 1000,
-        random_state: object = 0,
-    ):
-        self.n_components = n_components
-        self.method = method
-        self.tol = tol
-        self.max_iter = max_iter
-        self.random_state = random_state
-
     def fit(self, X: object, y: object = None) -> PPCA:
         """Fit :math:`(W, \\mu, \\sigma^2)` by maximum likelihood.
 
@@ -373,12 +287,7 @@ class PPCA(_PPCAFamily):
             res = ppca.em(x, m, tol=self.tol, max_iter=self.max_iter, seed=seed)
             params, self.n_iter_ = res.params, res.n_iter
             if not res.converged:
-                warnings.warn(
-                    f"PPCA: EM did not converge in max_iter={self.max_iter} iterations "
-                    f"(tol={self.tol:g})",
-                    ConvergenceWarning,
-                    stacklevel=2,
-                )
+                warn_unconverged("PPCA: EM", self.max_iter, self.tol)
         else:
             from ..inference import fit_svi
 
@@ -502,12 +411,7 @@ class BayesianPCA(_PPCAFamily):
             x, m, tol=self.tol, max_iter=self.max_iter, seed=seed_of(self.random_state)
         )
         if not res.converged:
-            warnings.warn(
-                f"BayesianPCA: ARD EM did not converge in max_iter={self.max_iter} iterations "
-                f"(tol={self.tol:g})",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+            warn_unconverged("BayesianPCA: ARD EM", self.max_iter, self.tol)
         k = res.effective_dim
         w, mu, s2 = res.params
         self.result_ = res

@@ -7,19 +7,9 @@ import math
 
 import torch
 
-from .._checks import (
-    as_data,
-    check_int,
-    check_positive,
-)
+from .._checks import as_data, check_int, check_positive
 from .._deprecation import renamed_keywords
-from .._numerics import (
-    centred_mm,
-    centred_sum_sq,
-    centred_tmm,
-    column_mean,
-    fix_signs,
-)
+from .._numerics import centred_mm, centred_sum_sq, centred_tmm, column_mean, fix_signs
 from ._base import EMResult, PCAParams, check_x
 
 

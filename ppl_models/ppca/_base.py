@@ -8,12 +8,7 @@ from typing import NamedTuple
 
 import torch
 
-from .._checks import (
-    as_array,
-    as_data,
-    check_int,
-    check_like,
-)
+from .._checks import as_array, as_data, check_int, check_like
 from ..inference import has_nan
 
 # One EM result for every EM of the library (issue 18): pca's, which ppca shares.
