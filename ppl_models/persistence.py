@@ -42,9 +42,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-import pickle
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +50,7 @@ import numpy as np
 import torch
 from pyro.nn import PyroModule
 
-from .inference.checkpoint import atomic_save
+from .inference.checkpoint import atomic_save, load_tensors
 
 __all__ = ["load", "save"]
 
@@ -515,24 +513,7 @@ def load(path: str | os.PathLike[str], *, map_location: Any = None) -> Any:
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"path: no such file: {str(p)!r}")
-    try:
-        payload = torch.load(p, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(
-            f"path: {str(p)!r} holds objects other than tensors and plain containers, which "
-            f"are never loaded (it was not written by ppl_models.save): {_first_line(err)}"
-        ) from None
-    except RuntimeError as err:
-        if "CUDA" in str(err) or "cuda" in str(err):
-            raise ValueError(
-                f"path: {str(p)!r} holds tensors saved on a GPU, and none is available here: "
-                "pass map_location='cpu'"
-            ) from None
-        raise ValueError(f"path: cannot read {str(p)!r}: {_first_line(err)}") from None
-    except (EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
-        raise ValueError(
-            f"path: cannot read {str(p)!r}: the file is truncated or corrupt ({_first_line(err)})"
-        ) from None
+    payload = load_tensors(p, "path", map_location, "a file written by ppl_models.save")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"path: {str(p)!r} was not written by ppl_models.save")
     if not isinstance(payload.get("version"), int) or payload["version"] > VERSION:
@@ -544,8 +525,3 @@ def load(path: str | os.PathLike[str], *, map_location: Any = None) -> Any:
         return _decode(payload["object"], "obj")
     except (KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"path: {str(p)!r} is malformed ({type(err).__name__}: {err})") from None
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__

@@ -28,6 +28,7 @@ __all__ = [
     "check_checkpoint_path",
     "get_rng_state",
     "load_checkpoint",
+    "load_tensors",
     "set_rng_state",
 ]
 
@@ -89,18 +90,7 @@ def load_checkpoint(
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"{name}: no checkpoint file at {str(p)!r}")
-    try:
-        state = torch.load(p, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(
-            f"{name}: {str(p)!r} is not a checkpoint this library wrote: it holds objects "
-            f"other than tensors and plain containers, which are not loaded ({_first_line(err)})"
-        ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
-        raise ValueError(
-            f"{name}: cannot read the checkpoint {str(p)!r}: the file is truncated or corrupt "
-            f"({_first_line(err)})"
-        ) from None
+    state = load_tensors(p, name, device, "a checkpoint this library wrote")
     if not isinstance(state, dict):
         raise ValueError(f"{name}: {str(p)!r} is not a checkpoint (no dictionary inside)")
     missing = [k for k in required if k not in state]
@@ -110,6 +100,34 @@ def load_checkpoint(
             "function"
         )
     return state
+
+
+def load_tensors(path: Path, name: str, map_location: Any, what: str) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, never
+    an object built or code run. Every failure is a ``ValueError`` that starts with the
+    argument ``name`` and says why (``what`` names the kind of file expected)."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{name}: {str(path)!r} is not {what}: it holds objects other than tensors and "
+            f"plain containers, which are never loaded ({_first_line(err)})"
+        ) from None
+    except RuntimeError as err:
+        if "cuda" in str(err).lower():
+            raise ValueError(
+                f"{name}: {str(path)!r} holds tensors saved on a GPU, and none is available "
+                "here: pass map_location='cpu'"
+            ) from None
+        raise ValueError(
+            f"{name}: cannot read {str(path)!r}: the file is truncated or corrupt "
+            f"({_first_line(err)})"
+        ) from None
+    except (EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+        raise ValueError(
+            f"{name}: cannot read {str(path)!r}: the file is truncated or corrupt "
+            f"({_first_line(err)})"
+        ) from None
 
 
 def _first_line(err: BaseException) -> str:
