@@ -111,8 +111,9 @@ def _em_rows(x: np.ndarray, m: int, repeats: int, case: str) -> list[Row]:
 def _hand_loop(x: torch.Tensor, init, steps: int, lr: float, lemma: bool = False) -> float:
     """Adam on -sum log N(x | mu, W W^T + sigma^2 I): through torch's
     LowRankMultivariateNormal, or (``lemma``) through the inversion and determinant lemmas
-    that MarginalPPCA itself evaluates (ppca._log_likelihood_complete)."""
-    from ppl_models.ppca import PPCAParams, _log_likelihood_complete
+    that MarginalPPCA itself evaluates (ppca._base.log_likelihood_complete)."""
+    from ppl_models.ppca import PPCAParams
+    from ppl_models.ppca._base import log_likelihood_complete
 
     w = init.W.clone().requires_grad_(True)
     mu = init.mu.clone().requires_grad_(True)
@@ -123,7 +124,7 @@ def _hand_loop(x: torch.Tensor, init, steps: int, lr: float, lemma: bool = False
         opt.zero_grad()
         s2 = torch.exp(u) ** 2
         if lemma:
-            loss = -_log_likelihood_complete(x, PPCAParams(w, mu, s2)).sum()
+            loss = -log_likelihood_complete(x, PPCAParams(w, mu, s2)).sum()
         else:
             fn = torch.distributions.LowRankMultivariateNormal(
                 mu, w, s2.expand(d), validate_args=False

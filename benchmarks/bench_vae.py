@@ -130,7 +130,8 @@ def _breakdown(repeats: int = 200) -> dict[str, float]:
     import pyro
     from pyro.infer import TraceMeanField_ELBO
 
-    from ppl_models.inference import _minibatch, _reparam_loss
+    from ppl_models.inference.losses import trace_loss
+    from ppl_models.inference.plates import minibatch
     from ppl_models.vae import VAE
 
     vae = VAE(_D, _M, hidden=_HIDDEN, seed=0)
@@ -139,16 +140,16 @@ def _breakdown(repeats: int = 200) -> dict[str, float]:
     elbo = TraceMeanField_ELBO()
 
     def pyro_elbo() -> None:
-        with pyro.settings.context(module_local_params=True), _minibatch(60000, idx):
+        with pyro.settings.context(module_local_params=True), minibatch(60000, idx):
             elbo.differentiable_loss(vae.model, vae.guide, xb).backward()
 
     def module_loss() -> None:
-        with pyro.settings.context(module_local_params=True), _minibatch(60000, idx):
+        with pyro.settings.context(module_local_params=True), minibatch(60000, idx):
             vae.reparam_loss(xb, analytic_kl=True).backward()
 
     def shortcut() -> None:
-        with pyro.settings.context(module_local_params=True), _minibatch(60000, idx):
-            _reparam_loss(vae.model, vae.guide, (xb,), {}, True).backward()
+        with pyro.settings.context(module_local_params=True), minibatch(60000, idx):
+            trace_loss(vae.model, vae.guide, (xb,), {}, True).backward()
 
     def hand() -> None:
         h = vae.encoder(xb)
