@@ -3,6 +3,8 @@ experiment, the prior-replacement pattern, bad input."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyro
 import pyro.distributions as dist
@@ -356,11 +358,19 @@ def test_nuts_potential_is_pyros_potential_with_its_gradient():
             for k in g_ref:
                 scale = float(g_ref[k].abs().max())
                 assert float((g_new[k] - g_ref[k]).abs().max()) <= 1e-9 * max(scale, 1.0), k
+            # The numpy twin that nutpie calls: the same tolerance against Pyro's.
+            v_np, g_np = fast.numpy_value_and_grad({k: v.numpy() for k, v in point.items()})
+            assert v_np == pytest.approx(float(v_ref), rel=1e-10)
+            for k in g_ref:
+                scale = float(g_ref[k].abs().max())
+                diff = np.abs(np.asarray(g_np[k]) - g_ref[k].numpy()).max()
+                assert diff <= 1e-9 * max(scale, 1.0), k
     # Far out on a diverging trajectory: sigma^2 = e^-800 underflows to 0 and W W^T has
     # rank 4 < 10, so C has no Cholesky factor. Infinite energy (a divergence), no error.
     far = dict(init, sigma=torch.tensor(-400.0, dtype=torch.float64))
     _, v_far = potential_grad(fast, {k: v.clone().requires_grad_() for k, v in far.items()})
     assert float(v_far) == float("inf")
+    assert fast.numpy_value_and_grad({k: v.numpy() for k, v in far.items()})[0] == math.inf
 
 
 def test_run_nuts_samples_the_modules_potential_only_where_it_is_pyros(monkeypatch):
@@ -388,6 +398,37 @@ def test_run_nuts_samples_the_modules_potential_only_where_it_is_pyros(monkeypat
     assert mcmc.potential == "traced"  # the model's own log joint
     pyro_run = run_nuts(bp.BayesianPCA(10, 2).double(), x, sampler="pyro", **kwargs)
     assert pyro_run.kernel.model is not None
+    # nutpie calls the numpy twin once licensed; a wrong twin is never called after its
+    # check, and the licensed torch potential is sampled instead.
+    calls = {"right": 0, "wrong": 0}
+
+    def counted(self, xv):
+        f = original(self, xv)
+        twin = f.numpy_value_and_grad
+
+        def right(z):
+            calls["right"] += 1
+            return twin(z)
+
+        return type(f)(f.value_and_grad, right)
+
+    monkeypatch.setattr(bp.BayesianPCA, "nuts_potential", counted)
+    assert run_nuts(bp.BayesianPCA(10, 2).double(), x, **kwargs).potential == "module"
+    assert calls["right"] > 2  # the licence check at the 2 chains' starts, then the sampler's
+
+    def bad_twin(self, xv):
+        f = original(self, xv)
+
+        def wrong_twin(z):
+            calls["wrong"] += 1
+            value, grads = f.numpy_value_and_grad(z)
+            return 0.5 * value, grads
+
+        return type(f)(f.value_and_grad, wrong_twin)
+
+    monkeypatch.setattr(bp.BayesianPCA, "nuts_potential", bad_twin)
+    assert run_nuts(bp.BayesianPCA(10, 2).double(), x, **kwargs).potential == "module"
+    assert 0 < calls["wrong"] <= 1  # refused at the first starting point, never sampled
 
 
 def test_noncentred_map_has_w_in_its_median():

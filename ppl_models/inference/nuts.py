@@ -322,6 +322,7 @@ def _run_nutpie(
 
     calls = [0]
     dtype, device = flat.dtype, flat.device
+    numpy_logp = _numpy_logp(potential, flat, points) if kind == "module" else None
 
     def logp(x: np.ndarray) -> tuple[float, np.ndarray]:
         xt = torch.from_numpy(x).to(dtype=dtype, device=device)
@@ -341,7 +342,7 @@ def _run_nutpie(
         return -v, (-grad).to(torch.float64).cpu().numpy()
 
     def make_logp() -> Callable:
-        return logp
+        return logp if numpy_logp is None else numpy_logp
 
     def make_expand(seed1: int, seed2: int, chain: int) -> Callable:
         def expand(x: np.ndarray) -> dict[str, np.ndarray]:
@@ -407,6 +408,36 @@ class _null:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def _numpy_logp(potential: object, flat: FlatModel, points: list) -> Callable | None:
+    """nutpie's ``logp`` through the potential's numpy twin (``None`` where it has none,
+    the sites are not float64 on the CPU, or the twin disagrees with Pyro's potential at
+    the chains' starting points)."""
+    fn = getattr(potential, "numpy_value_and_grad", None)
+    if fn is None or flat.dtype != torch.float64 or flat.device.type != "cpu":
+        return None
+
+    def as_torch(z: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        value, grads = fn({k: v.detach().numpy() for k, v in z.items()})
+        grads = grads or {k: np.zeros(v.shape) for k, v in z.items()}
+        return torch.tensor(value, dtype=torch.float64), {
+            k: torch.as_tensor(np.asarray(g, dtype=np.float64)).reshape(z[k].shape)
+            for k, g in grads.items()
+        }
+
+    if not potentials_agree(as_torch, flat.pyro_potential, points):
+        return None
+    bounds = np.cumsum([0, *flat.sizes])
+    layout = list(zip(flat.names, bounds[:-1], bounds[1:], flat.shapes, strict=True))
+
+    def logp(x: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grads = fn({k: x[a:b].reshape(shape) for k, a, b, shape in layout})
+        if not math.isfinite(value):
+            return -math.inf, np.zeros_like(x)
+        return -value, -np.concatenate([np.ravel(grads[k]) for k in flat.names])
+
+    return logp
 
 
 def _flat_close(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> bool:

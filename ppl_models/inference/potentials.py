@@ -76,7 +76,9 @@ class ClosedFormPotential:
     ``value_and_grad(z)`` maps a dict of unconstrained site values to ``(U, dU/dz)`` (a
     scalar tensor and a dict like ``z``) without autograd; calling the object gives ``U``
     with the closed-form gradient attached for autograd (what Pyro's NUTS and the licence
-    check need).
+    check need). ``numpy_value_and_grad``, optional, is the same map on float64 numpy
+    arrays, which ``run_nuts`` uses with nutpie on float64 CPU data once it has checked it
+    against Pyro's potential.
     """
 
     def __init__(
@@ -84,8 +86,15 @@ class ClosedFormPotential:
         value_and_grad: Callable[
             [dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]
         ],
+        numpy_value_and_grad: Callable[[dict[str, Any]], tuple[float, dict[str, Any]]]
+        | None = None,
     ):
         self.value_and_grad = value_and_grad
+        # The same function on float64 numpy arrays (CPU), optional: on small matrices
+        # numpy's per-call overhead is a third of torch's, and nutpie calls it from Python
+        # hundreds of thousands of times. run_nuts licenses it against Pyro's potential on
+        # its own, like value_and_grad.
+        self.numpy_value_and_grad = numpy_value_and_grad
 
     def __call__(self, z: dict[str, torch.Tensor]) -> torch.Tensor:
         names = sorted(z)
