@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ._files import atomic_write
+
 # What `train` runs when neither --steps nor --epochs is given; --lr and --batch-size
 # replace the recipe's where given. Measured on the bundled digits (1797 x 64, saved to
 # .npy), 2 cores: PPCA (M = 2, full batch) is within 1e-6 of its closed-form
@@ -397,9 +399,8 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         atomic_save(module.state_dict(), out / "model.pt")
         atomic_save(dict(module.params()._asdict()), out / "params.pt")
-        tmp = out / ".summary.json.tmp"
-        tmp.write_text(_json_dumps(summary))
-        os.replace(tmp, out / "summary.json")
+        text = _json_dumps(summary)
+        atomic_write(out / "summary.json", lambda f: f.write(text.encode("utf-8")))
     return summary
 
 

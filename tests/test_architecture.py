@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ppl_models"
 # The floors of docs/architecture.md, bottom up; within a floor, the order in which its
 # modules may import each other (a module may import those before it).
 FLOORS = (
-    ("_deprecation", "_checks", "_numerics", "_arviz"),
+    ("_deprecation", "_files", "_checks", "_numerics", "_arviz"),
     ("inference", "datasets", "workflow"),
     ("gaussian", "regression", "logistic", "pca", "autoencoder", "ppca", "bayesian_pca", "vae"),
     ("plots", "estimators", "persistence", "distributed"),

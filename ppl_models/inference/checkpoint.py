@@ -10,11 +10,9 @@ the argument (``resume``) and says why.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,8 @@ from typing import Any
 import numpy as np
 import pyro
 import torch
+
+from .._files import atomic_write
 
 __all__ = [
     "atomic_save",
@@ -53,28 +53,10 @@ def check_checkpoint_path(path: str | os.PathLike[str] | None, name: str) -> Pat
 
 
 def atomic_save(obj: dict[str, Any], path: Path) -> None:
-    """Write ``obj`` with ``torch.save`` to a temporary file beside ``path``, then rename.
-
-    A crash while writing leaves the previous file (if any) whole: ``os.replace`` is atomic
-    on POSIX and Windows when both names are in the same folder. A temporary file left by
-    a writer that was killed (no ``finally`` runs on SIGKILL) is removed by the next write.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{path.name}."
-    for stale in path.parent.glob(f"{prefix}*.tmp"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Write ``obj`` with ``torch.save``, whole or not at all
+    (:func:`ppl_models._files.atomic_write`: a temporary file beside ``path``, renamed over
+    it; a crash leaves the previous file whole)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_checkpoint(

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._files import atomic_write
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -206,13 +208,10 @@ def image_path(v, n):
 def save(fig: Figure, path: str | os.PathLike[str], dpi: int = 110) -> Path:
     """Write ``fig`` to ``path`` (PNG by its suffix) whole or not at all, and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    kind = path.suffix.lower().lstrip(".")
     try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: fig.savefig(f, format=kind, dpi=dpi, bbox_inches="tight"))
     finally:
-        tmp.unlink(missing_ok=True)
         pyplot().close(fig)
     return path
 

@@ -13,11 +13,11 @@ import importlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from .._files import atomic_write
 from ._section import Agreement, Section
 
 __all__ = ["TOPICS", "Agreement", "Section", "run_tour"]
@@ -34,17 +34,6 @@ TOPICS: tuple[str, ...] = (
     "vae",
     "workflow",
 )
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextlib.contextmanager
@@ -162,7 +151,8 @@ def run_tour(
         "seconds": total,
         "topics": {s.topic: s.to_json() for s in sections},
     }
-    _write_atomic(out / "report.md", "".join(parts))
-    _write_atomic(out / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
+    atomic_write(out / "report.md", lambda f: f.write("".join(parts).encode("utf-8")))
+    summary_text = json.dumps(summary, indent=2, default=float) + "\n"
+    atomic_write(out / "summary.json", lambda f: f.write(summary_text.encode("utf-8")))
     log(f"[tour] wrote {out / 'report.md'} and {out / 'summary.json'} ({total:.1f} s)")
     return summary
