@@ -1113,24 +1113,20 @@ def test_every_public_callable_has_a_spec():
         assert not missing, f"ppl_models.{name}: no fuzz spec for {sorted(missing)}"
 
 
+# The slow tier draws ten times as many examples per callable.
+@pytest.mark.parametrize(
+    "scale", [pytest.param(1, id="x1"), pytest.param(10, marks=pytest.mark.slow, id="x10")]
+)
 @pytest.mark.parametrize("module_name", sorted(SPECS))
-def test_bad_inputs_are_refused_clearly_or_give_finite_results(module_name, tmp_path, monkeypatch):
+def test_bad_inputs_are_refused_clearly_or_give_finite_results(
+    module_name, scale, tmp_path, monkeypatch
+):
     monkeypatch.setenv("PPL_MODELS_OUT", str(tmp_path))
     monkeypatch.chdir(tmp_path)  # fuzzed file names (save("abc")) land here
     monkeypatch.delenv("RANK", raising=False)
-    counts = _run_module(module_name, scale=1)
+    counts = _run_module(module_name, scale=scale)
     assert counts.other == 0, "\n".join(counts.failures)
     assert counts.calls > 0
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("module_name", sorted(SPECS))
-def test_bad_inputs_fuzzed_ten_times_longer(module_name, tmp_path, monkeypatch):
-    monkeypatch.setenv("PPL_MODELS_OUT", str(tmp_path))
-    monkeypatch.chdir(tmp_path)  # fuzzed file names (save("abc")) land here
-    monkeypatch.delenv("RANK", raising=False)
-    counts = _run_module(module_name, scale=10)
-    assert counts.other == 0, "\n".join(counts.failures)
 
 
 def _known_defects() -> dict[str, tuple[Callable[[], Any], str]]:
