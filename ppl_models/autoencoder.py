@@ -106,6 +106,8 @@ __all__ = [
     "ACTIVATIONS",
     "Autoencoder",
     "AutoencoderParams",
+    "EncoderDecoder",
+    "affine_layers",
     "corrupt",
     "decode_mean",
     "linear_optimum",
@@ -216,6 +218,19 @@ def mlp(
     if output_activation is not None:
         layers.append(_activation(output_activation, "output_activation"))
     return nn.Sequential(*layers)
+
+
+def affine_layers(net: nn.Module) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """The weights and the biases of a network's ``nn.Linear`` layers, in order, as
+    detached copies: the parameters of :class:`AutoencoderParams` and
+    :class:`ppl_models.vae.VAEParams`."""
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"net must be a torch network (nn.Module); got {type(net).__name__}")
+    lin = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    return (
+        tuple(m.weight.detach().clone() for m in lin),
+        tuple(m.bias.detach().clone() for m in lin),
+    )
 
 
 def make_networks(
@@ -412,7 +427,8 @@ def decode_mean(decoder: nn.Module, z: object, latent_dim: int, likelihood: str)
     r"""The mean of :math:`p(x \mid z)` from a decoder network: :math:`g_\theta(z)` for the
     normal likelihood, :math:`\operatorname{sigmoid}(g_\theta(z))` for the Bernoulli one;
     ``z`` of shape (N, latent_dim) is checked and moved to the network's device and dtype.
-    No gradient. Shared by :meth:`Autoencoder.decode` and :meth:`ppl_models.vae.VAE.decode`."""
+    No gradient. :meth:`EncoderDecoder.decode` of :class:`Autoencoder` and
+    :class:`ppl_models.vae.VAE`."""
     if not isinstance(decoder, nn.Module) or next(decoder.parameters(), None) is None:
         raise TypeError(
             f"decoder must be a torch network (nn.Module with parameters); got "
@@ -487,7 +503,45 @@ def linear_optimum(x: object, latent_dim: int) -> AutoencoderParams:
 # ------------------------------------------------------------------------ Pyro model
 
 
-class Autoencoder(PyroModule):
+class EncoderDecoder(PyroModule):
+    r"""What :class:`Autoencoder` and :class:`ppl_models.vae.VAE` share: the sizes
+    :math:`D`, :math:`M` and the hidden widths, the likelihood, an encoder :math:`f_\phi`
+    with ``encoder_heads * M`` outputs and its mirror-image decoder :math:`g_\theta`
+    (:func:`make_networks`), and :meth:`decode`. The arguments are checked as in
+    :class:`Autoencoder`."""
+
+    def __init__(
+        self,
+        data_dim: int,
+        latent_dim: int,
+        hidden: Sequence[int],
+        likelihood: str,
+        activation: str | type[nn.Module],
+        *,
+        encoder_heads: int,
+        seed: int,
+    ):
+        super().__init__()
+        self.data_dim = check_int(data_dim, "data_dim", minimum=1)
+        self.latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
+        self.hidden = check_sizes(hidden, "hidden", 0)
+        self.likelihood = check_choice(likelihood, "likelihood", _LIKELIHOODS)
+        self.encoder, self.decoder = make_networks(
+            self.data_dim,
+            self.latent_dim,
+            self.hidden,
+            activation,
+            encoder_heads=encoder_heads,
+            seed=seed,
+        )
+
+    def decode(self, z: object) -> torch.Tensor:
+        r"""The mean of :math:`p(x \mid z)`: :math:`g_\theta(z)` (normal) or
+        :math:`\operatorname{sigmoid}(g_\theta(z))` (bernoulli), shape ``(N, D)``."""
+        return decode_mean(self.decoder, z, self.latent_dim, self.likelihood)
+
+
+class Autoencoder(EncoderDecoder):
     r"""An autoencoder as a Pyro model: ``"obs"`` (plate ``"data"``) observes the clean
     :math:`x` given :math:`g_\theta(f_\phi(\tilde x))`; the guide is empty, so
     :func:`~ppl_models.inference.fit_svi` is maximum likelihood (see the module docstring).
@@ -544,16 +598,11 @@ class Autoencoder(PyroModule):
         sigma: str | float = "shared",
         seed: int = 0,
     ):
-        super().__init__()
-        self.data_dim = check_int(data_dim, "data_dim", minimum=1)
-        self.latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
-        self.hidden = check_sizes(hidden, "hidden", 0)
-        self.likelihood = check_choice(likelihood, "likelihood", _LIKELIHOODS)
+        super().__init__(
+            data_dim, latent_dim, hidden, likelihood, activation, encoder_heads=1, seed=seed
+        )
         self.corruption = _check_corruption(corruption)
         self.noise = check_choice(noise, "noise", _NOISES)
-        self.encoder, self.decoder = make_networks(
-            self.data_dim, self.latent_dim, self.hidden, activation, seed=seed
-        )
         self.sigma_mode = "fixed"
         if self.likelihood == "normal":
             if isinstance(sigma, str):
@@ -630,11 +679,6 @@ class Autoencoder(PyroModule):
         with torch.no_grad():
             return self.encoder(t)
 
-    def decode(self, z: object) -> torch.Tensor:
-        r"""The mean of :math:`p(x \mid z)`: :math:`g_\theta(z)` (normal) or
-        :math:`\operatorname{sigmoid}(g_\theta(z))` (bernoulli), shape ``(N, D)``."""
-        return decode_mean(self.decoder, z, self.latent_dim, self.likelihood)
-
     def reconstruct(self, x: object) -> torch.Tensor:
         """``decode(encode(x))``: the mean reconstruction of ``x`` as given (not corrupted:
         pass :func:`corrupt`'s output to denoise), shape ``(N, D)``."""
@@ -642,14 +686,6 @@ class Autoencoder(PyroModule):
 
     def params(self) -> AutoencoderParams:
         """The affine layers and :math:`\\sigma`, detached copies."""
-
-        def layers(net: nn.Sequential) -> tuple[tuple[torch.Tensor, ...], ...]:
-            lin = [m for m in net if isinstance(m, nn.Linear)]
-            return (
-                tuple(m.weight.detach().clone() for m in lin),
-                tuple(m.bias.detach().clone() for m in lin),
-            )
-
         w = self.decoder[-1].weight
         sigma = None if self.sigma is None else self._scale(w).detach().clone()
-        return AutoencoderParams(*layers(self.encoder), *layers(self.decoder), sigma)
+        return AutoencoderParams(*affine_layers(self.encoder), *affine_layers(self.decoder), sigma)

@@ -402,3 +402,17 @@ def test_negative_log_likelihood_without_residual_or_with_a_vanishing_sigma():
         negative_log_likelihood(x, x)
     with pytest.raises(ValueError, match=r"sigma must have a square that torch\.float64"):
         negative_log_likelihood(x, x + 1, sigma=1e-200)
+
+
+def test_affine_layers_are_the_linear_layers_in_order_and_detached():
+    from ppl_models.autoencoder import affine_layers
+
+    enc, _ = make_networks(5, 2, (4, 3))
+    linears = [m for m in enc if isinstance(m, torch.nn.Linear)]
+    weights, biases = affine_layers(enc)
+    assert [w.shape for w in weights] == [(4, 5), (3, 4), (2, 3)]
+    for w, b, lin in zip(weights, biases, linears, strict=True):
+        assert torch.equal(w, lin.weight) and torch.equal(b, lin.bias)
+        assert not w.requires_grad and w.data_ptr() != lin.weight.data_ptr()
+    with pytest.raises(TypeError, match="net must be"):
+        affine_layers([torch.nn.Linear(2, 2)])

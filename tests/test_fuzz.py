@@ -208,6 +208,10 @@ def _specs_autoencoder() -> dict[str, Spec]:
     dec = make_networks(4, 2, (3,))[1].double()
     return {
         "Autoencoder": Spec(lambda: ((4, 2), {"hidden": (3,)})),
+        "affine_layers": Spec(lambda: ((dec,), {})),
+        "EncoderDecoder": Spec(
+            lambda: ((4, 2, (3,), "normal", "relu"), {"encoder_heads": 2, "seed": 0})
+        ),
         "corrupt": Spec(lambda: ((_binary_x(), 0.3), {"seed": 0})),
         "decode_mean": Spec(lambda: ((dec, torch.zeros(3, 2, dtype=F64), 2, "normal"), {})),
         "linear_optimum": Spec(lambda: ((x, 2), {})),

@@ -110,10 +110,12 @@ class PPCADensity:
         Parameters
         ----------
         X : array_like, shape (n_samples, n_features)
+            Rows in the space of the training data.
 
         Returns
         -------
         numpy.ndarray, shape (n_samples,)
+            :math:`\ln p(x_n)` in nats, one per row.
         """
         params = self._density()
         x = self._rows(X)
@@ -132,11 +134,14 @@ class PPCADensity:
         Parameters
         ----------
         X : array_like, shape (n_samples, n_features)
-        y : ignored
+            Rows to score: held-out rows when choosing a model.
+        y : None
+            Not used; there for scikit-learn's API.
 
         Returns
         -------
         float
+            Nats per row; higher is better.
         """
         return float(np.mean(self.score_samples(X), dtype=np.float64))
 
@@ -207,10 +212,12 @@ class Decomposition(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Parameters
         ----------
         X : array_like, shape (n_samples, n_features)
+            Rows to encode, with the training data's columns.
 
         Returns
         -------
         numpy.ndarray, shape (n_samples, n_components)
+            One row of latent coordinates per row of ``X``.
         """
         return to_numpy(self._encode(self._rows(X)))
 
@@ -224,10 +231,12 @@ class Decomposition(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Parameters
         ----------
         X : array_like, shape (n_samples, n_components)
+            Latent coordinates, such as :meth:`transform`'s output.
 
         Returns
         -------
         numpy.ndarray, shape (n_samples, n_features)
+            Points in the space of the training data.
         """
         check_is_fitted(self)
         w, mu = self._decoder()

@@ -120,14 +120,9 @@ class PPCAClassifier(ClassifierMixin, BaseEstimator):
         return to_numpy(self.model_.predict_log_proba(rows))
 
     def predict_proba(self, X: object) -> np.ndarray:
-        r""":math:`p(c \mid x_n)`, columns in the order of ``classes_``; rows sum to 1.
-
-        Returns
-        -------
-        numpy.ndarray, shape (n_samples, n_classes)
-        """
-        rows = self._rows(X)
-        return to_numpy(self.model_.predict_proba(rows))
+        r""":math:`p(c \mid x_n) = \exp` :meth:`predict_log_proba`, shape (n_samples,
+        n_classes), columns in the order of ``classes_``; rows sum to 1."""
+        return np.exp(self.predict_log_proba(X))
 
     def predict(self, X: object) -> np.ndarray:
         """The most probable class of each row (labels of ``classes_``).

@@ -211,7 +211,9 @@ class BayesianLinearRegression(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X : array_like, shape (n_samples, n_features)
-        return_std : bool
+            Inputs as given to :meth:`fit` (the estimator applies its own ``basis``).
+        return_std : bool, default False
+            Also return the predictive standard deviation.
 
         Returns
         -------

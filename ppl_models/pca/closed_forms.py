@@ -337,7 +337,9 @@ def reconstruction_error(x: object, params: PCAParams) -> torch.Tensor:
     Parameters
     ----------
     x : array_like, shape (N, D)
+        The points to reconstruct, in the space ``params`` was fitted in.
     params : PCAParams
+        A fitted PCA (:func:`fit`, :func:`em`).
 
     Returns
     -------

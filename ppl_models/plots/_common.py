@@ -74,6 +74,18 @@ def matrix(**kw):
     return lambda v, n: as_float_array(v, n, 2, **kw)
 
 
+def record(kind, **fields):
+    """A NamedTuple of arrays such as ``PCAParams``: each field, in order, passes its rule
+    under the name ``<argument>.<field>``."""
+
+    def rule(v, n):
+        if not isinstance(v, tuple) or len(v) != len(fields):
+            raise TypeError(f"{n} must be a {kind}({', '.join(fields)}); got {type(v).__name__}")
+        return tuple(r(a, f"{n}.{f}") for a, (f, r) in zip(v, fields.items(), strict=True))
+
+    return rule
+
+
 def points(**kw):
     """Images or points, shape (K, D); one (D,) becomes one row."""
 

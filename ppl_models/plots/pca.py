@@ -9,7 +9,6 @@ if TYPE_CHECKING:
 
 from .._deprecation import renamed_keywords
 from ._common import (
-    as_float_array,
     checked,
     class_labels,
     image_shape_rule,
@@ -19,18 +18,19 @@ from ._common import (
     optional,
     points,
     pyplot,
+    record,
     resolve_image_shape,
     text,
     vector,
 )
 
+_pca_fields = record(
+    "PCAParams", mean=vector(), components=matrix(), explained_variance=vector(nonneg=True)
+)
+
 
 def _pca_params(v, n):
-    if not isinstance(v, tuple) or len(v) != 3:
-        raise TypeError(f"{n} must be a PCAParams(mean, components, explained_variance)")
-    mean = as_float_array(v[0], f"{n}.mean", 1)
-    comps = as_float_array(v[1], f"{n}.components", 2)
-    ev = as_float_array(v[2], f"{n}.explained_variance", 1, nonneg=True)
+    mean, comps, ev = _pca_fields(v, n)
     if comps.shape[0] != mean.shape[0] or ev.shape[0] != comps.shape[1]:
         raise ValueError(
             f"{n} must hold mean (D,), components (D, M) and explained_variance (M,); got "

@@ -17,6 +17,7 @@ from ._common import (
     matrix,
     number,
     pyplot,
+    record,
     resolve_image_shape,
     same_length,
     text,
@@ -24,13 +25,16 @@ from ._common import (
     vector,
 )
 
+_ppca_fields = record(
+    "PPCAParams",
+    W=matrix(),
+    mu=vector(),
+    sigma2=lambda v, n: as_float_array(v, n, (0, 1), nonneg=True).reshape(-1),
+)
+
 
 def _ppca_params(v, n):
-    if not isinstance(v, tuple) or len(v) != 3:
-        raise TypeError(f"{n} must be a PPCAParams(W, mu, sigma2); got {type(v).__name__}")
-    w = as_float_array(v[0], f"{n}.W", 2)
-    mu = as_float_array(v[1], f"{n}.mu", 1)
-    s2 = as_float_array(v[2], f"{n}.sigma2", (0, 1), nonneg=True).reshape(-1)
+    w, mu, s2 = _ppca_fields(v, n)
     if mu.shape[0] != w.shape[0] or s2.shape != (1,) or not s2[0] > 0:
         raise ValueError(
             f"{n} must hold W (D, M), mu (D,) and a positive sigma2; got {w.shape}, "

@@ -130,8 +130,7 @@ def plot_vae_bounds(ks, estimates: dict, references: dict | None = None) -> Figu
         ax.plot(k, np.asarray(values, dtype=float), "o-", color=f"C{i}", label=name)
     for j, (name, value) in enumerate((references or {}).items()):
         ax.axhline(float(value), ls="--", lw=1, color=f"C{len(estimates) + j}", label=name)
-    ax.set_xscale("log")
-    ax.set_xlabel("K (importance samples)")
+    ax.set(xscale="log", xlabel="K (importance samples)")
     ax.set_ylabel("held-out log p(x) per point (nats)")
     ax.legend(fontsize=8)
     fig.tight_layout()

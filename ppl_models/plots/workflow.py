@@ -373,9 +373,7 @@ def plot_loo_pointwise(exact, estimates, pareto_k=None) -> Figure:
         ax = axes[0][1]
         ax.plot(np.arange(len(k)), k, "o", ms=4)
         ax.axhline(0.7, color="C3", ls="--", label="0.7: unreliable above")
-        ax.set_xlabel("observation n")
-        ax.set_ylabel("Pareto k")
-        ax.set_title("PSIS diagnostic")
+        ax.set(xlabel="observation n", ylabel="Pareto k", title="PSIS diagnostic")
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+# A markdown image, ![alt](file): the report embeds a section's figures this way.
+_IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 
 
 @dataclass
@@ -25,18 +29,27 @@ class Agreement:
 
 @dataclass
 class Section:
-    """A topic's part of the tour: markdown body, figure file names (relative to the tour's
-    output folder), agreement rows, final losses and seconds."""
+    """A topic's part of the tour: markdown body, agreement rows and final losses; the
+    runner adds the seconds it took.
+
+    The figures are the images the markdown embeds (file names relative to the tour's
+    output folder), so the report and ``summary.json`` cannot list different ones.
+    """
 
     topic: str
     title: str
     markdown: str
-    figures: list[str] = field(default_factory=list)
     agreement: list[Agreement] = field(default_factory=list)
     losses: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
+    @property
+    def figures(self) -> list[str]:
+        """The figure files, in the order the markdown shows them."""
+        return _IMAGE.findall(self.markdown)
+
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("markdown")
+        d["figures"] = self.figures
         return d

@@ -4,7 +4,6 @@ codes, and denoising on corrupted digits."""
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -23,7 +22,6 @@ __all__ = ["section"]
 def section(out_dir: Path, quick: bool) -> Section:
     """Fit autoencoders on the digits (scaled to [0, 1], float64) and compare the linear
     one with PCA, the 2-D codes with PCA's, and denoising with plain reconstruction."""
-    start = time.perf_counter()
     out_dir = Path(out_dir)
     digits = load_digits(torch.float64)
     x, y = digits.x / 16, digits.y
@@ -152,12 +150,4 @@ a ratio of {errors["denoising"] / errors["plain"]:.2f}:
 """
     if not math.isfinite(dist):  # pragma: no cover - a failed fit shows in the numbers
         markdown += "\nThe linear fit failed (non-finite parameters).\n"
-    return Section(
-        topic="autoencoder",
-        title="Autoencoders",
-        markdown=markdown,
-        figures=["autoencoder_codes.png", "autoencoder_denoising.png"],
-        agreement=rows,
-        losses=losses,
-        seconds=time.perf_counter() - start,
-    )
+    return Section("autoencoder", "Autoencoders", markdown, rows, losses)

@@ -5,7 +5,6 @@ against the closed form."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +20,9 @@ DIGITS_MS = (1, 5, 10, 30)
 MNIST_MS = (1, 10, 50, 250)
 
 
-def _mnist_figure(folder: str, out_dir: Path, quick: bool) -> tuple[str, str]:
-    """PRML Fig. 12.5 on MNIST, when a folder of IDX files is named by PPL_MODELS_MNIST."""
+def _mnist_figure(folder: str, out_dir: Path, quick: bool) -> str:
+    """PRML Fig. 12.5 on MNIST, when a folder of IDX files is named by PPL_MODELS_MNIST;
+    returns the paragraph that shows it."""
     x, _ = load_mnist(folder, "train", dtype=torch.float32, num_points=10000 if quick else None)
     p = pca.fit(x, max(MNIST_MS))
     name = "pca_mnist_reconstructions.png"
@@ -33,14 +33,13 @@ def _mnist_figure(folder: str, out_dir: Path, quick: bool) -> tuple[str, str]:
         f"{100 * kept:.1f}% of the variance (PRML Fig. 12.5: M = 1, 10, 50, 250).\n\n"
         f"![MNIST digits reconstructed with M = 1, 10, 50, 250 components]({name})"
     )
-    return name, text
+    return text
 
 
 def section(out_dir: Path, quick: bool) -> Section:
     """Fit PCA on the bundled digits, write its figures to ``out_dir``, report the
     agreements. ``quick``: the SVI check with M = 2 only (about 3 s) instead of M = 2 and
     10, and fewer figure panels."""
-    start = time.perf_counter()
     out_dir = Path(out_dir)
     threads = torch.get_num_threads()
     # D = 64: every product is small; a second intra-op thread only adds contention.
@@ -52,18 +51,16 @@ def section(out_dir: Path, quick: bool) -> Section:
         ref, full, identity = _closed_form_rows(x, rows)
         em = _route_rows(x, rows)
         svi_params = _svi_rows(x, ref, quick, rows, losses)
-        figures, mnist_text = _figures(x, labels, ref, full, em, svi_params, out_dir, quick)
+        mnist_text = _figures(x, labels, ref, full, em, svi_params, out_dir, quick)
         kept = np.cumsum(ref) / ref.sum()
     finally:
         torch.set_num_threads(threads)
     return Section(
-        topic="pca",
-        title="Principal component analysis",
-        markdown=_markdown(x.shape, identity, kept, quick, mnist_text),
-        figures=figures,
-        agreement=rows,
-        losses=losses,
-        seconds=time.perf_counter() - start,
+        "pca",
+        "Principal component analysis",
+        _markdown(x.shape, identity, kept, quick, mnist_text),
+        rows,
+        losses,
     )
 
 
@@ -221,32 +218,27 @@ def _figures(
     svi_params: dict[int, pca.PCAParams],
     out_dir: Path,
     quick: bool,
-) -> tuple[list[str], str]:
-    """The section's figures; returns their names and the MNIST paragraph (if any)."""
+) -> str:
+    """Draw the section's figures; returns the MNIST paragraph (if any)."""
     lam = full.explained_variance.numpy()
     k = max(DIGITS_MS)
     m_sub = 10
     # Figures.
     # Quick mode draws fewer panels (matplotlib's layout is most of its time).
-    figures = []
     name = "pca_digits_reconstructions.png"
     shown = x[[0, 1]] if quick else x[[0, 1, 2, 3]]
     plots.save(plots.plot_pca_reconstructions(shown, full, ms=DIGITS_MS), out_dir / name)
-    figures.append(name)
     name = "pca_spectrum.png"
     plots.save(plots.plot_pca_spectrum(lam, latent_dim=10), out_dir / name)
-    figures.append(name)
     if not quick:
         name = "pca_components.png"
         plots.save(plots.plot_pca_components(full, n=8), out_dir / name)
-        figures.append(name)
     two = pca.fit(x, 2)
     name = "pca_projection.png"
     plots.save(
         plots.plot_pca_projection(pca.transform(x, two), labels, title="PCA of the digits"),
         out_dir / name,
     )
-    figures.append(name)
     name = "pca_agreement.png"
     estimates = {
         "eigh": lam[:k],
@@ -256,14 +248,12 @@ def _figures(
     for m_svi, p in svi_params.items():
         estimates[f"SVI (M = {m_svi})"] = p.explained_variance.numpy()
     plots.save(plots.plot_pca_agreement(ref[:k], estimates), out_dir / name)
-    figures.append(name)
 
     mnist_text = ""
     folder = os.environ.get("PPL_MODELS_MNIST")
     if folder:
-        mnist_name, mnist_text = _mnist_figure(folder, out_dir, quick)
-        figures.append(mnist_name)
-    return figures, mnist_text
+        mnist_text = _mnist_figure(folder, out_dir, quick)
+    return mnist_text
 
 
 def _markdown(

@@ -4,7 +4,6 @@ digits against naive Bayes and LDA, and the digits with 30% of their pixels miss
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,38 +30,28 @@ def section(out_dir: Path, quick: bool) -> Section:
     import sklearn.decomposition  # noqa: F401
     from threadpoolctl import threadpool_limits
 
-    start = time.perf_counter()
     out_dir = Path(out_dir)
     threads = torch.get_num_threads()
     # D <= 64: every product is small; extra threads (torch's or the BLAS's) only spin.
     torch.set_num_threads(1)
     try:
         with threadpool_limits(limits=1):
-            return _section(out_dir, quick, start)
+            return _section(out_dir, quick)
     finally:
         torch.set_num_threads(threads)
 
 
-def _section(out_dir: Path, quick: bool, start: float) -> Section:
+def _section(out_dir: Path, quick: bool) -> Section:
     rows: list[Agreement] = []
     losses: dict[str, float] = {}
-    figures: list[str] = []
     x, em, ll_star = _synthetic_rows(rows, losses)
-    sel = _selection_rows(x, em, ll_star, rows, figures, out_dir)
-    xd, m_clf, accuracy, density = _digits_rows(rows, figures, out_dir, quick)
-    em_miss, rmse_ppca, rmse_mean, monotone = _missing_pixels(xd, figures, out_dir, quick)
+    sel = _selection_rows(x, em, ll_star, rows, out_dir)
+    xd, m_clf, accuracy, density = _digits_rows(rows, out_dir, quick)
+    em_miss, rmse_ppca, rmse_mean, monotone = _missing_pixels(xd, out_dir, quick)
     markdown = _markdown(
         sel, m_clf, accuracy, density, em_miss, rmse_ppca, rmse_mean, monotone, quick
     )
-    return Section(
-        topic="ppca",
-        title="Probabilistic PCA",
-        markdown=markdown,
-        figures=figures,
-        agreement=rows,
-        losses=losses,
-        seconds=time.perf_counter() - start,
-    )
+    return Section("ppca", "Probabilistic PCA", markdown, rows, losses)
 
 
 def _synthetic_rows(
@@ -151,7 +140,6 @@ def _selection_rows(
     em: ppca.EMResult,
     ll_star: float,
     rows: list[Agreement],
-    figures: list[str],
     out_dir: Path,
 ) -> dict:
     """Choosing M on the synthetic data, Minka's evidence against scikit-learn's."""
@@ -188,16 +176,14 @@ def _selection_rows(
     )
     name = "ppca_selection.png"
     plots.save(plots.plot_ppca_selection(sel), out_dir / name)
-    figures.append(name)
     name = "ppca_em.png"
     plots.save(plots.plot_ppca_em({"synthetic, M = 3": em.log_likelihood}, ll_star), out_dir / name)
-    figures.append(name)
 
     return sel
 
 
 def _digits_rows(
-    rows: list[Agreement], figures: list[str], out_dir: Path, quick: bool
+    rows: list[Agreement], out_dir: Path, quick: bool
 ) -> tuple[torch.Tensor, int, dict[str, float], dict[str, float]]:
     """The classifier on the digits against naive Bayes and LDA, its posterior against
     scipy's, and PPCA's held-out density against Gaussians'."""
@@ -280,13 +266,12 @@ def _digits_rows(
         ),
         out_dir / name,
     )
-    figures.append(name)
 
     return xd, m_clf, accuracy, density
 
 
 def _missing_pixels(
-    xd: torch.Tensor, figures: list[str], out_dir: Path, quick: bool
+    xd: torch.Tensor, out_dir: Path, quick: bool
 ) -> tuple[ppca.EMResult, float, float, bool]:
     # 30% of the digits' pixels missing: the exact missing-data EM, then imputation.
     rng = np.random.default_rng(0)
@@ -304,7 +289,6 @@ def _missing_pixels(
     if not quick:
         name = "ppca_imputation.png"
         plots.save(plots.plot_ppca_imputation(xd[:6], xm[:6], filled[:6]), out_dir / name)
-        figures.append(name)
         name = "ppca_generative.png"
         truth2 = ppca.PPCAParams(
             torch.tensor([[2.0], [1.0]], dtype=torch.float64),
@@ -314,7 +298,6 @@ def _missing_pixels(
         plots.save(
             plots.plot_ppca_generative(ppca.sample(truth2, 1000, seed=0), truth2), out_dir / name
         )
-        figures.append(name)
     return em_miss, rmse_ppca, rmse_mean, monotone
 
 

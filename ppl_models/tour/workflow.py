@@ -3,7 +3,6 @@ an exact reference (posterior moments and leave-one-out densities in closed form
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +43,7 @@ def _loo_row(method: str, elpd: float, exact_i: np.ndarray, tolerance: float) ->
     )
 
 
-def _degree_choice(out_dir: Path, quick: bool) -> tuple[list[Agreement], str, list[str]]:
+def _degree_choice(out_dir: Path, quick: bool) -> tuple[list[Agreement], str]:
     """The polynomial degree on N = 100 sin data (seed 0) by the evidence, the exact LOO and
     PSIS-LOO from Laplace-guide draws (Bishop's alpha = 5e-3, beta = 11.1)."""
     from pyro.infer.autoguide import AutoLaplaceApproximation
@@ -122,10 +121,10 @@ def _degree_choice(out_dir: Path, quick: bool) -> tuple[list[Agreement], str, li
         + lines
         + "\n\n![evidence and LOO against the degree](workflow_degree.png)\n"
     )
-    return rows, text, ["workflow_degree.png"]
+    return rows, text
 
 
-def _ppca_choice(out_dir: Path, quick: bool) -> tuple[list[Agreement], str, list[str], dict]:
+def _ppca_choice(out_dir: Path, quick: bool) -> tuple[list[Agreement], str, dict]:
     """The latent dimension of PPCA on the noisy pooled digits by PSIS-LOO, 5-fold
     held-out log-likelihood, Minka's evidence and ARD."""
     from ..bayesian_pca import ard_em
@@ -204,7 +203,7 @@ def _ppca_choice(out_dir: Path, quick: bool) -> tuple[list[Agreement], str, list
     )
     info = {"loo_pick": pick_loo, "heldout_pick": heldout.latent_dim,
             "minka_pick": minka.latent_dim, "ard": ard, "dims": dims, **sweep}  # fmt: skip
-    return rows, text, ["workflow_ppca_dim.png"], info
+    return rows, text, info
 
 
 def section(out_dir: Path, quick: bool) -> Section:
@@ -212,7 +211,6 @@ def section(out_dir: Path, quick: bool) -> Section:
     :func:`~ppl_models.workflow.to_inference_data`, and compare R-hat, posterior moments and
     PSIS-LOO with the closed form."""
     out_dir = Path(out_dir)
-    start = time.perf_counter()
     x = torch.randn(30, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2 + 1
     prior = NormalGammaParams(mu=0.0, kappa=0.1, a=2.0, b=2.0)
     post = normal_gamma_posterior(x, prior)
@@ -282,9 +280,9 @@ def section(out_dir: Path, quick: bool) -> Section:
             f" The Normal-Gamma guide fitted by SVI gives {svi_loo.elpd:.3f} from "
             f"{svi_ll.shape[0]} x {svi_ll.shape[1]} independent draws."
         )
-    degree_rows, degree_text, degree_figs = _degree_choice(out_dir, quick)
+    degree_rows, degree_text = _degree_choice(out_dir, quick)
     rows.extend(degree_rows)
-    ppca_rows, ppca_text, ppca_figs, _ = _ppca_choice(out_dir, quick)
+    ppca_rows, ppca_text, _ = _ppca_choice(out_dir, quick)
     rows.extend(ppca_rows)
     plots.save(plots.plot_ppc(data), out_dir / "workflow_ppc.png")
     plots.save(
@@ -302,11 +300,5 @@ def section(out_dir: Path, quick: bool) -> Section:
         "![pointwise leave-one-out densities](workflow_loo.png)\n\n" + degree_text + ppca_text
     )
     return Section(
-        topic="workflow",
-        title="Bayesian workflow: ArviZ diagnostics and leave-one-out",
-        markdown=markdown,
-        figures=["workflow_ppc.png", "workflow_loo.png", *degree_figs, *ppca_figs],
-        agreement=rows,
-        losses=losses,
-        seconds=time.perf_counter() - start,
+        "workflow", "Bayesian workflow: ArviZ diagnostics and leave-one-out", markdown, rows, losses
     )

@@ -78,16 +78,12 @@ def elbo(
 
     Parameters
     ----------
-    model : VAE
-    x : array_like, shape (N, D)
+    model, x, seed, budget
+        As in :func:`log_likelihood`.
     num_particles : int
         :math:`L`.
     analytic_kl : bool
         Use the closed-form KL (:func:`gaussian_kl`).
-    seed : int, optional
-        Seeds the draws (a private generator; the global ones are untouched).
-    budget : int
-        The most numbers in one batch of draws (memory).
 
     Returns
     -------
@@ -128,13 +124,15 @@ def log_likelihood(
     Parameters
     ----------
     model : VAE
+        The fitted model; its guide is the proposal.
     x : array_like, shape (N, D)
+        The points to evaluate (held-out ones to measure generalisation).
     num_samples : int
         :math:`K`.
     seed : int, optional
-        Seeds the draws (a private generator).
+        Seeds the draws (a private generator; the global ones are untouched).
     budget : int
-        The most numbers held in one batch.
+        The most numbers held in one batch of draws (memory).
 
     Returns
     -------

@@ -11,7 +11,7 @@ import pyro.distributions as dist
 import torch
 from pyro import poutine
 from pyro.distributions import constraints
-from pyro.nn import PyroModule, PyroParam
+from pyro.nn import PyroParam
 from torch import nn
 from torch.nn import functional as F
 
@@ -21,18 +21,17 @@ from .._checks import (
     check_choice,
     check_int,
     check_positive,
-    check_sizes,
     promoted_like,
 )
 from .._deprecation import renamed_keywords
-from ..autoencoder import decode_mean, make_networks
+from ..autoencoder import EncoderDecoder, affine_layers
 from ..inference import data_plate, local_pyro_method, plate_scale
-from .closed_forms import LIKELIHOODS, LOG_2PI, VAEParams, unchecked_gaussian_kl
+from .closed_forms import LOG_2PI, VAEParams, unchecked_gaussian_kl
 
 # ------------------------------------------------------------------------ Pyro model
 
 
-class VAE(PyroModule):
+class VAE(EncoderDecoder):
     r"""A variational autoencoder: the model decodes :math:`z \sim \mathcal{N}(0, I)` at
     site ``"z"`` and observes ``"obs"`` in the plate ``"data"``; the guide is the amortized
     encoder :math:`q_\phi(z \mid x)`. Fit it with :func:`~ppl_models.inference.fit_svi`
@@ -81,15 +80,10 @@ class VAE(PyroModule):
         sigma: str = "shared",
         seed: int = 0,
     ):
-        super().__init__()
-        self.data_dim = check_int(data_dim, "data_dim", minimum=1)
-        self.latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
-        self.hidden = check_sizes(hidden, "hidden", 0)
-        self.likelihood = check_choice(likelihood, "likelihood", LIKELIHOODS)
-        self.beta = check_positive(beta, "beta", allow_tensor=False)
-        self.encoder, self.decoder = make_networks(
-            self.data_dim, self.latent_dim, self.hidden, activation, encoder_heads=2, seed=seed
+        super().__init__(
+            data_dim, latent_dim, hidden, likelihood, activation, encoder_heads=2, seed=seed
         )
+        self.beta = check_positive(beta, "beta", allow_tensor=False)
         if self.likelihood == "normal":
             shape = (
                 ()
@@ -251,11 +245,6 @@ class VAE(PyroModule):
         with torch.no_grad():
             return self._posterior(t)
 
-    def decode(self, z: object) -> torch.Tensor:
-        r"""The mean of :math:`p(x \mid z)`: :math:`g_\theta(z)` (normal) or
-        :math:`\operatorname{sigmoid}(g_\theta(z))` (bernoulli), shape ``(N, D)``."""
-        return decode_mean(self.decoder, z, self.latent_dim, self.likelihood)
-
     def reconstruct(self, x: object) -> torch.Tensor:
         r"""``decode`` of the guide's mean :math:`\mu_\phi(x)`, shape ``(N, D)``."""
         return self.decode(self.encode(x)[0])
@@ -291,13 +280,5 @@ class VAE(PyroModule):
 
     def params(self) -> VAEParams:
         """The networks' affine layers and :math:`\\sigma`, detached copies."""
-
-        def layers(net: nn.Sequential) -> tuple[tuple[torch.Tensor, ...], ...]:
-            lin = [m for m in net if isinstance(m, nn.Linear)]
-            return (
-                tuple(m.weight.detach().clone() for m in lin),
-                tuple(m.bias.detach().clone() for m in lin),
-            )
-
         sigma = None if self.sigma is None else self.sigma.detach().clone()
-        return VAEParams(*layers(self.encoder), *layers(self.decoder), sigma)
+        return VAEParams(*affine_layers(self.encoder), *affine_layers(self.decoder), sigma)

@@ -34,9 +34,12 @@ observations); the others ``<site>_dim_<i>``. The dictionary is built here and h
 
 References
 ----------
-A. Gelman et al., *Bayesian Workflow*, arXiv:2011.01808 (2020).
+A. Gelman, A. Vehtari, D. Simpson, C. C. Margossian, B. Carpenter, Y. Yao, L. Kennedy,
+J. Gabry, P.-C. Bürkner, M. Modrák, *Bayesian Workflow*, arXiv:2011.01808 (2020).
+
 A. Vehtari, A. Gelman, J. Gabry, "Practical Bayesian model evaluation using leave-one-out
-cross-validation and WAIC", *Statistics and Computing* 27 (2017).
+cross-validation and WAIC", *Statistics and Computing* 27, 1413-1432 (2017),
+doi:10.1007/s11222-016-9696-4.
 """
 
 from __future__ import annotations

@@ -360,19 +360,7 @@ def prior_predictive(
 
 
 @locally
-def posterior_predictive(
-    source: Any,
-    *data: Any,
-    prior: Any = None,
-    module: Any = None,
-    guide: Callable[..., Any] | None = None,
-    num_samples: int = 500,
-    num_chains: int = 4,
-    seed: int | None = 0,
-    observed_sites: Sequence[str] | None = None,
-    parallel: bool | None = None,
-    **model_kwargs: Any,
-) -> Any:
+def posterior_predictive(source: Any, *data: Any, prior: Any = None, **options: Any) -> Any:
     r"""Posterior draws and the data sets they generate, with the pointwise
     log-likelihood, from a NUTS run or an SVI guide: the checking step of the workflow.
 
@@ -397,8 +385,10 @@ def posterior_predictive(
     prior : InferenceData or DataTree, optional
         The result of :func:`prior_predictive` for the same model and data: its ``prior``
         and ``prior_predictive`` groups are added, so that one object holds the whole loop.
-    module, guide, num_samples, num_chains, seed, observed_sites, parallel, **model_kwargs
-        As in :func:`to_inference_data`.
+    **options
+        The keywords of :func:`to_inference_data`, with its defaults: ``module``,
+        ``guide``, ``num_samples``, ``num_chains``, ``seed``, ``observed_sites``,
+        ``parallel``, and the model's own keyword arguments.
 
     Returns
     -------
@@ -407,18 +397,7 @@ def posterior_predictive(
         ``observed_data`` (``sample_stats`` for MCMC; ``prior``, ``prior_predictive`` when
         ``prior`` is given).
     """
-    post = to_inference_data(
-        source,
-        *data,
-        module=module,
-        guide=guide,
-        num_samples=num_samples,
-        num_chains=num_chains,
-        seed=seed,
-        observed_sites=observed_sites,
-        parallel=parallel,
-        **model_kwargs,
-    )
+    post = to_inference_data(source, *data, **options)
     if prior is None:
         return post
     names = _arviz.group_names(prior)
