@@ -167,19 +167,22 @@ def _verdict(k: float) -> str:
 def _log_weights(
     model: Callable[..., Any],
     guide: Callable[..., Any],
-    data: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    n: int,
-    nesting: int,
+    *data: Any,
+    num_samples: int,
+    max_plate_nesting: int,
     parallel: bool | None,
+    **kwargs: Any,
 ) -> torch.Tensor:
-    """log p(x, z_s) - log q(z_s) for ``n`` draws z_s of the guide."""
+    """log p(x, z_s) - log q(z_s) for ``num_samples`` draws z_s of the guide: Pyro's
+    ``vectorized_importance_weights`` (same arguments, plus ``parallel``), or one trace
+    per draw where the model does not vectorise."""
+    n = num_samples
     if parallel is not False:
         try:
             from pyro.infer.importance import vectorized_importance_weights
 
             lw, _, _ = vectorized_importance_weights(
-                model, guide, *data, num_samples=n, max_plate_nesting=nesting, **kwargs
+                model, guide, *data, num_samples=n, max_plate_nesting=max_plate_nesting, **kwargs
             )
             lw = torch.as_tensor(lw)
             if lw.shape == (n,) and bool(torch.isfinite(lw).any()):
@@ -306,7 +309,15 @@ def check_guide(
                     "needs a guide over the model's priors (e.g. an AutoNormal)"
                 )
             with poutine.block():
-                lw = _log_weights(model, g, data, model_kwargs, num_particles, nesting, parallel)
+                lw = _log_weights(
+                    model,
+                    g,
+                    *data,
+                    num_samples=num_particles,
+                    max_plate_nesting=nesting,
+                    parallel=parallel,
+                    **model_kwargs,
+                )
             k = _pareto_k(lw)
             rows.append({"k_hat": k, "verdict": _verdict(k), "num_particles": num_particles})
     return pd.DataFrame(rows, index=list(guides))
