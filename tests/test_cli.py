@@ -26,6 +26,19 @@ def test_tour_quick_writes_report_and_summary(tmp_path):
         for row in section["agreement"]:
             assert row["error"] <= row["tolerance"], (topic, row)
     assert not list(tmp_path.glob(".*tmp*"))  # nothing half-written left behind
+    # Every figure the tour draws is in the report: the sections list what they embed.
+    listed = {fig for section in summary["topics"].values() for fig in section["figures"]}
+    assert {p.name for p in tmp_path.glob("*.png")} == listed
+
+
+def test_a_sections_figures_are_the_images_its_markdown_embeds():
+    from ppl_models.tour import Section
+
+    md = "Text ![a plot](one.png) and [a link](page.html).\n\n![](two.png)\n"
+    s = Section("t", "T", md, losses={"svi": 1.0})
+    assert s.figures == ["one.png", "two.png"]
+    as_json = s.to_json()
+    assert as_json["figures"] == ["one.png", "two.png"] and "markdown" not in as_json
 
 
 def test_tour_subset_and_unknown_topic(tmp_path, capsys):
