@@ -194,10 +194,10 @@ def run_nuts(
         mcmc = _run_pyro(model, module, data, model_kwargs, potential, start, show, **settings)
     else:
         with local_params(module):
+            flat = FlatModel(model, data, model_kwargs, start)
             mcmc = _run_nutpie(
-                model, data, model_kwargs, potential, start, show, seed, compile,
-                low_rank=mass_matrix == "low_rank", **settings,
-            )  # fmt: skip
+                flat, potential, show, seed, compile, low_rank=mass_matrix == "low_rank", **settings
+            )
     # The module whose posterior this is, for to_inference_data (a kernel built on a
     # potential function does not know the model).
     mcmc.ppl_module = module
@@ -252,11 +252,8 @@ def _check_points(flat: FlatModel, num_chains: int) -> list[dict[str, torch.Tens
 
 
 def _run_nutpie(
-    model: Callable[..., Any],
-    data: tuple[Any, ...],
-    model_kwargs: dict[str, Any],
+    flat: FlatModel,
     potential: Callable | None,
-    init_strategy: Callable,
     show: bool,
     seed: int | None,
     compile: bool | None,
@@ -272,7 +269,6 @@ def _run_nutpie(
     from nutpie.compiled_pyfunc import from_pyfunc
 
     start_time = time.perf_counter()
-    flat = FlatModel(model, data, model_kwargs, init_strategy)
     points = _check_points(flat, num_chains)
     kind, dict_fn = "traced", None
     if potential is not None:
@@ -394,8 +390,8 @@ def _run_nutpie(
     return NutsRun(
         samples,
         sample_stats,
-        data,
-        model_kwargs,
+        flat.args,
+        flat.kwargs,
         potential=kind,
         gradients=calls[0],
         seconds=time.perf_counter() - start_time,

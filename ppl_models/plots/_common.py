@@ -193,6 +193,18 @@ def same_length(**arrays) -> None:
         raise ValueError(f"{' and '.join(lengths)} must have the same length; {given}")
 
 
+def scatter_classes(ax, z, labels) -> None:
+    """Scatter the points ``z`` (N, 2) on ``ax``, one colour and one legend entry per class
+    of ``labels`` (N,): tab10 up to ten classes, tab20 beyond."""
+    import numpy as np
+
+    classes = np.unique(labels)
+    cmap = pyplot().get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    for i, c in enumerate(classes):
+        sel = labels == c
+        ax.scatter(z[sel, 0], z[sel, 1], s=6, alpha=0.7, color=cmap(i % cmap.N), label=str(c))
+
+
 def pyplot():
     import matplotlib
 

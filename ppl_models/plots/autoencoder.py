@@ -19,6 +19,7 @@ from ._common import (
     pyplot,
     resolve_image_shape,
     same_length,
+    scatter_classes,
     text,
 )
 
@@ -47,14 +48,9 @@ def plot_codes_2d(panels: dict, labels, title: str | None = None) -> Figure:
     y = np.asarray(labels).ravel()
     for name, codes in panels.items():
         same_length(**{f"panels[{name!r}]": codes, "labels": y})
-    classes = np.unique(y)
-    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), squeeze=False)
     for ax, (name, codes) in zip(axes[0], panels.items(), strict=True):
-        z = np.asarray(codes, dtype=float)
-        for i, c in enumerate(classes):
-            sel = y == c
-            ax.scatter(z[sel, 0], z[sel, 1], s=6, alpha=0.7, color=cmap(i % cmap.N), label=str(c))
+        scatter_classes(ax, np.asarray(codes, dtype=float), y)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("$z_1$")
         ax.set_ylabel("$z_2$")

@@ -20,6 +20,8 @@ from ._common import (
     pyplot,
     record,
     resolve_image_shape,
+    same_length,
+    scatter_classes,
     text,
     vector,
 )
@@ -208,18 +210,10 @@ def plot_pca_projection(z, labels, title: str = "PCA") -> Figure:
     import numpy as np
 
     plt = pyplot()
-    z = np.asarray(z, dtype=float)
     labels = np.asarray(labels).ravel()
-    if z.ndim != 2 or z.shape[1] != 2 or z.shape[0] != labels.shape[0]:
-        raise ValueError(
-            f"z must have shape (N, 2) and labels shape (N,); got {z.shape} and {labels.shape}"
-        )
+    same_length(z=z, labels=labels)
     fig, ax = plt.subplots(figsize=(5.6, 4.8))
-    classes = np.unique(labels)
-    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-    for i, c in enumerate(classes):
-        sel = labels == c
-        ax.scatter(z[sel, 0], z[sel, 1], s=6, alpha=0.7, color=cmap(i % cmap.N), label=str(c))
+    scatter_classes(ax, z, labels)
     ax.set_xlabel("first principal component")
     ax.set_ylabel("second principal component")
     ax.set_title(title)
