@@ -123,8 +123,13 @@ def to_inference_data(
     elif isinstance(source, Mapping):
         got = _from_dict(source, module, data, model_kwargs, seed)
     elif isinstance(source, torch.nn.Module):
+        if module is not None and module is not source:
+            raise ValueError("pass the fitted module as source, not also as module=")
+        guide = getattr(source, "guide", None) if guide is None else guide
+        if guide is None:
+            raise ValueError("an SVI source needs a guide (guide=) or a module.guide method")
         got = _from_guide(
-            source, module, guide, data, model_kwargs, seed, num_samples, num_chains, parallel
+            source, guide, data, model_kwargs, seed, num_samples, num_chains, parallel
         )
     else:
         raise TypeError(
@@ -229,7 +234,6 @@ def _from_dict(
 
 
 def _from_guide(
-    source: torch.nn.Module,
     module: Any,
     guide: Callable[..., Any] | None,
     data: tuple[Any, ...],
@@ -239,14 +243,10 @@ def _from_guide(
     num_chains: int,
     parallel: bool | None,
 ) -> _Posterior:
-    """``num_chains`` x ``num_samples`` independent draws from a fitted module's guide."""
-    if module is not None and module is not source:
-        raise ValueError("pass the fitted module as source, not also as module=")
-    module = source
+    """``num_chains`` x ``num_samples`` independent draws of the model's latent sites from
+    ``guide``: a fitted guide, or with ``guide=None`` the prior (the model itself, its
+    observed sites left free)."""
     model = model_fn(module)
-    guide = getattr(module, "guide", None) if guide is None else guide
-    if guide is None:
-        raise ValueError("an SVI source needs a guide (guide=) or a module.guide method")
     chains = check_int(num_chains, "num_chains", minimum=1)
     per_chain = check_int(num_samples, "num_samples", minimum=1)
     require_data(data, model_kwargs)
@@ -254,6 +254,13 @@ def _from_guide(
     _seed(seed)
     with torch.no_grad(), poutine.block():
         model_sites = sample_sites(poutine.trace(model).get_trace(*data, **model_kwargs))
+        if guide is None:
+            if not any(not is_observed(s) for s in model_sites.values()):
+                raise ValueError(
+                    "module has no latent sample sites (no priors): give its parameters "
+                    "priors (PyroSample) to draw from the prior predictive"
+                )
+            guide = poutine.uncondition(model)
     draws = guide_draws(guide, model_sites, data, model_kwargs, chains * per_chain, parallel)
     return _Posterior(model, data, model_kwargs, draws, chains, per_chain)
 
@@ -329,31 +336,12 @@ def prior_predictive(
     >>> dict(get_group(prior, "prior_predictive")["obs"].sizes)
     {'chain': 2, 'draw': 100, 'data': 5}
     """
-    model = model_fn(module)
-    chains = check_int(num_chains, "num_chains", minimum=1)
-    per_chain = check_int(num_samples, "num_samples", minimum=1)
-    require_data(data, model_kwargs)
-    data = prepare_data(module, data)
-    if seed is not None:
-        pyro.set_rng_seed(check_int(seed, "seed", minimum=0))
+    got = _from_guide(module, None, data, model_kwargs, seed, num_samples, num_chains, parallel)
     with torch.no_grad(), poutine.block():
-        model_sites = sample_sites(poutine.trace(model).get_trace(*data, **model_kwargs))
-        if not any(not is_observed(s) for s in model_sites.values()):
-            raise ValueError(
-                "module has no latent sample sites (no priors): give its parameters priors "
-                "(PyroSample) to draw from the prior predictive"
-            )
-        draws = guide_draws(
-            poutine.uncondition(model),
-            model_sites,
-            data,
-            model_kwargs,
-            chains * per_chain,
-            parallel,
-        )
         prior, pp, _, observed, dims = draws_to_groups(
-            model, draws, data, model_kwargs, observed_sites, parallel, chains, per_chain
-        )
+            got.model, got.draws, got.data, got.model_kwargs, observed_sites, parallel,
+            got.chains, got.per_chain,
+        )  # fmt: skip
     return _arviz.from_arrays(
         None, prior=prior, prior_predictive=pp, observed_data=observed, dims=dims
     )
