@@ -48,7 +48,7 @@ def test_projection_figure_and_bad_input():
     assert sum(len(c.get_offsets()) for c in ax.collections) == 30
     with pytest.raises(ValueError, match="z must have shape"):
         plots.plot_pca_projection(torch.randn(30, 3), labels)
-    with pytest.raises(ValueError, match="z must have shape"):
+    with pytest.raises(ValueError, match="z and labels must have the same length"):
         plots.plot_pca_projection(z, labels[:10])
     matplotlib.pyplot.close("all")
 
