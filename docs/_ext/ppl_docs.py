@@ -28,18 +28,13 @@ from sphinx import addnodes
 from sphinx.util import logging
 from sphinx.util.nodes import make_refnode
 
-# The order of the API index: the line of thought, then the machinery and the tools.
+from ppl_models.tour import TOPICS
+
+# The order of the API index: the line of thought as the tour and the tutorials follow it
+# (the topics, then the workflow), then the machinery and the tools.
 ORDER = (
-    "gaussian",
-    "regression",
-    "logistic",
-    "pca",
-    "autoencoder",
-    "ppca",
-    "bayesian_pca",
-    "vae",
+    *TOPICS,
     "inference",
-    "workflow",
     "datasets",
     "plots",
     "estimators",
